@@ -1,0 +1,39 @@
+// The one interface every guest-link transport implements. The session layer
+// sees only this: bytes in, bytes out, and the peer coming and going.
+
+export interface ByteStreamEvents {
+  /** Bytes from the peer, in order. The chunk is the stream's to reuse after the call returns. */
+  data: (chunk: Buffer) => void;
+  /** The write buffer drained after write() returned false. */
+  drain: () => void;
+  /**
+   * The peer went away but the stream stays open and usable, and a new peer
+   * may appear on it (a virtio-serial port whose host disconnected: read()
+   * returns 0 and poll() says POLLHUP). Bytes written meanwhile may reach the
+   * next peer late, which is why every session starts with a resync.
+   */
+  hangup: () => void;
+  /** The stream is closed for good; err is set when it failed. */
+  close: (err?: Error) => void;
+}
+
+export interface ByteStream {
+  /** Where this stream goes, for logs: "unix:/run/iopf.sock", "chardev:/dev/vport0p1". */
+  readonly description: string;
+  /** Queues bytes; false asks the caller to wait for "drain" before writing more. */
+  write(chunk: Uint8Array): boolean;
+  /** Closes after queued bytes are written. */
+  end(): void;
+  /** Closes now, dropping queued bytes; "close" follows with err. */
+  destroy(err?: Error): void;
+  on<E extends keyof ByteStreamEvents>(event: E, listener: ByteStreamEvents[E]): this;
+  off<E extends keyof ByteStreamEvents>(event: E, listener: ByteStreamEvents[E]): this;
+}
+
+/** Accepts streams: a listening Unix or TCP socket, a WebSocket server. */
+export interface StreamListener {
+  readonly description: string;
+  on(event: "connection", listener: (stream: ByteStream) => void): this;
+  on(event: "error", listener: (err: Error) => void): this;
+  close(): Promise<void>;
+}
