@@ -2,7 +2,7 @@
 // sees only this: bytes in, bytes out, and the peer coming and going.
 
 export interface ByteStreamEvents {
-  /** Bytes from the peer, in order. The chunk is the stream's to reuse after the call returns. */
+  /** Bytes from the peer, in order. The chunk now belongs to the listener: the stream never reuses it (the frame parser keeps views into it). */
   data: (chunk: Buffer) => void;
   /** The write buffer drained after write() returned false. */
   drain: () => void;

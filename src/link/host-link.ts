@@ -1,0 +1,232 @@
+// The host (relay) side of the guest link. The host leads the handshake:
+// once its receiver is aligned, and again whenever it answers a new SYNC of
+// the agent, it sends HELLO; the agent's Welcome may only narrow the offer.
+// The agent is untrusted: anything it may not send ends the session.
+import { Flag } from "./frame-header.js";
+import { LinkError, LinkErrorCode, linkErrorName } from "./link-error.js";
+import { LinkPeer } from "./link-peer.js";
+import { Inbound, pb, WireEndpoint, WireHello, WirePageRequest, WirePageResponse, WireWelcome } from "./messages.js";
+import { Agreement, Capabilities, checkAnswer, checkCapabilities, OUR_CAPABILITIES } from "./negotiation.js";
+import { RequestCode } from "./request-code.js";
+import { DEFAULT_RESYNC_TIMERS, ResyncTimers } from "./resync.js";
+import { ByteStream } from "./transport/byte-stream.js";
+import { iopf } from "../gen/guest_link.js";
+
+type IPageRequest = iopf.link.v1.IPageRequest;
+
+type IEndpoint = iopf.link.v1.IEndpoint;
+
+export interface HostSession {
+  epoch: number;
+  agreement: Agreement;
+  agentSoftware: string;
+}
+
+/** What the relay does with the link's events (the link only speaks the protocol). */
+export interface HostLinkHandler {
+  sessionUp(session: HostSession): void;
+  pageResponses(epoch: number, responses: WirePageResponse[]): void;
+  /** The agent's new credit window, already clamped to the agreed max_in_flight. */
+  credit(epoch: number, window: number): void;
+  sessionDown(epoch: number, reason: string): void;
+  /** The stream drained after a send returned false. */
+  writable(): void;
+  closed(err?: Error): void;
+}
+
+export interface HostLinkOptions {
+  capabilities?: Capabilities;
+  model: iopf.link.v1.ViommuModel;
+  endpoints: IEndpoint[];
+  software: string;
+  /** Gives each session its epoch; epochs must not repeat within a relay's life. */
+  nextEpoch: () => number;
+  handshakeTimeoutMs?: number;
+  resyncTimers?: ResyncTimers;
+}
+
+type State = "no-session" | "hello-sent" | "established";
+
+export class HostLink extends LinkPeer {
+  private state: State = "no-session";
+  private helloId = 0;
+  private epoch = 0;
+  private session: HostSession | null = null;
+  private handshakeTimer: NodeJS.Timeout | null = null;
+  private readonly capabilities: Capabilities;
+
+  constructor(
+    stream: ByteStream,
+    private readonly handler: HostLinkHandler,
+    private readonly options: HostLinkOptions,
+  ) {
+    super(stream, "agent", options.resyncTimers ?? DEFAULT_RESYNC_TIMERS);
+    this.capabilities = options.capabilities ?? OUR_CAPABILITIES;
+    checkCapabilities("relay", this.capabilities);
+  }
+
+  get current(): HostSession | null {
+    return this.session;
+  }
+
+  /**
+   * Sends page requests, framed in batches of at most max_batch. Returns
+   * false when the stream is full: wait for handler.writable() before more.
+   * The caller keeps within the credit window; the link does not queue.
+   */
+  sendPageRequests(requests: IPageRequest[]): boolean {
+    const session = this.requireSession("send page requests");
+    const max = session.agreement.limits.maxBatch;
+    let writable = true;
+    for (let i = 0; i < requests.length; i += max) {
+      const batch = requests.length <= max ? requests : requests.slice(i, i + max);
+      writable = this.channel.send(RequestCode.PAGE_REQUESTS, 0, this.channel.newRequestId(), pb.PageRequestBatch, { requests: batch });
+    }
+    return writable;
+  }
+
+  /** Tells the agent the host answered these tags itself (needs FEATURE_CANCELS). */
+  sendCancels(tags: number[], reason: iopf.link.v1.CancelReason): boolean {
+    const session = this.requireSession("send cancels");
+    const max = session.agreement.limits.maxBatch;
+    let writable = true;
+    for (let i = 0; i < tags.length; i += max) {
+      writable = this.channel.send(RequestCode.PAGE_CANCELS, 0, this.channel.newRequestId(), pb.PageCancelBatch, { tags: tags.slice(i, i + max), reason });
+    }
+    return writable;
+  }
+
+  protected sessionActive(): boolean {
+    return this.state === "established" || this.state === "hello-sent";
+  }
+
+  protected onAligned(): void {
+    this.sendHello();
+  }
+
+  protected onNewPeerSync(): void {
+    this.endSession("agent sent a new SYNC: it restarted or lost alignment");
+    if (this.channel.aligned) this.sendHello();
+  }
+
+  protected onSessionMessage(msg: Inbound): void {
+    switch (msg.kind) {
+      case "welcome":
+        if (this.state === "hello-sent" && msg.id === this.helloId) this.onWelcome(msg.body);
+        return;
+      case "error-reply":
+        if (msg.code === RequestCode.HELLO && msg.id === this.helloId && this.state === "hello-sent") {
+          // The agent refused the offer: retrying the same offer cannot succeed,
+          // so stay idle until the agent resyncs (a restart or a new config).
+          this.endSession(`agent refused the handshake: ${linkErrorName(msg.body.code)}: ${msg.body.message}`);
+        }
+        return;
+      case "ack":
+        return;
+      case "page-responses":
+        this.onPageResponses(msg.body.responses, msg);
+        return;
+      case "credit": {
+        const session = this.requireEstablished(msg.kind);
+        if (!session) return;
+        this.replyAck(msg, RequestCode.CREDIT);
+        this.handler.credit(session.epoch, Math.min(msg.body.window, session.agreement.limits.maxInFlight));
+        return;
+      }
+      case "hello":
+      case "page-requests":
+      case "page-cancels":
+        this.fail(new LinkError(LinkErrorCode.UNEXPECTED_MESSAGE, `the agent sent ${msg.kind}, which only the relay may send`));
+        return;
+    }
+  }
+
+  protected endSession(reason: string): void {
+    this.clearHandshakeTimer();
+    const wasUp = this.session;
+    this.session = null;
+    this.liveness.stop();
+    this.state = "no-session";
+    if (wasUp) this.handler.sessionDown(wasUp.epoch, reason);
+  }
+
+  protected onDrain(): void {
+    this.handler.writable();
+  }
+
+  protected onClosed(err?: Error): void {
+    this.clearHandshakeTimer();
+    this.handler.closed(err);
+  }
+
+  private sendHello(): void {
+    this.clearHandshakeTimer();
+    this.epoch = this.options.nextEpoch();
+    this.helloId = this.channel.newRequestId();
+    this.state = "hello-sent";
+    const caps = this.capabilities;
+    this.channel.send(RequestCode.HELLO, Flag.NEED_REPLY, this.helloId, pb.Hello, {
+      versionMin: caps.versionMin,
+      versionMax: caps.versionMax,
+      features: caps.features,
+      limits: caps.limits,
+      sessionEpoch: this.epoch,
+      model: this.options.model,
+      endpoints: this.options.endpoints,
+      software: this.options.software,
+    });
+    const timeoutMs = this.options.handshakeTimeoutMs ?? 5000;
+    this.handshakeTimer = setTimeout(() => {
+      this.fail(new LinkError(LinkErrorCode.HANDSHAKE_TIMEOUT, `no Welcome within ${timeoutMs} ms of HELLO ${this.helloId}`));
+    }, timeoutMs);
+    this.handshakeTimer.unref();
+  }
+
+  private onWelcome(welcome: WireWelcome): void {
+    this.clearHandshakeTimer();
+    if (welcome.sessionEpoch !== this.epoch) {
+      this.fail(new LinkError(LinkErrorCode.NEGOTIATION_FAILED, `Welcome echoes session epoch ${welcome.sessionEpoch}, the Hello offered ${this.epoch}`));
+      return;
+    }
+    let agreement: Agreement;
+    try {
+      agreement = checkAnswer(this.capabilities, { version: welcome.version, features: welcome.features, limits: welcome.limits });
+    } catch (err) {
+      this.fail(err as LinkError);
+      return;
+    }
+    this.channel.setMaxPayload(agreement.limits.maxPayload);
+    this.session = { epoch: this.epoch, agreement, agentSoftware: welcome.software };
+    this.state = "established";
+    this.liveness.start(agreement.limits.heartbeatMs);
+    this.handler.sessionUp(this.session);
+  }
+
+  private onPageResponses(responses: WirePageResponse[], msg: { id: number; needReply: boolean }): void {
+    const session = this.requireEstablished("page-responses");
+    if (!session) return;
+    if (responses.length > session.agreement.limits.maxBatch) {
+      this.fail(new LinkError(LinkErrorCode.BATCH_TOO_LARGE, `${responses.length} page responses in one frame, max_batch is ${session.agreement.limits.maxBatch}`));
+      return;
+    }
+    this.replyAck(msg, RequestCode.PAGE_RESPONSES);
+    this.handler.pageResponses(session.epoch, responses);
+  }
+
+  private requireEstablished(what: string): HostSession | null {
+    if (this.state === "established" && this.session) return this.session;
+    this.fail(new LinkError(LinkErrorCode.UNEXPECTED_MESSAGE, `the agent sent ${what} before the handshake completed`));
+    return null;
+  }
+
+  private requireSession(what: string): HostSession {
+    if (!this.session) throw new Error(`cannot ${what}: no established session on ${this.description}; wait for sessionUp`);
+    return this.session;
+  }
+
+  private clearHandshakeTimer(): void {
+    if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = null;
+  }
+}
+

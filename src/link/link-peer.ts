@@ -1,0 +1,132 @@
+// What the host and guest sides of the link share: a frame channel, the
+// resync rule, heartbeats, and how a session ends (peer ERROR, GOODBYE,
+// framing loss, silence, hangup, close). Each side adds its own handshake
+// role and messages in host-link.ts and guest-link.ts.
+import { FrameChannel } from "./frame-channel.js";
+import { Flag } from "./frame-header.js";
+import { LinkError, LinkErrorCode, linkErrorName } from "./link-error.js";
+import { Liveness } from "./liveness.js";
+import { EmptyBody, Inbound, pb } from "./messages.js";
+import { RequestCode } from "./request-code.js";
+import { DEFAULT_RESYNC_TIMERS, Resync, ResyncTimers } from "./resync.js";
+import { MarkerKind } from "./sync-marker.js";
+import { ByteStream } from "./transport/byte-stream.js";
+import { iopf } from "../gen/guest_link.js";
+
+export type GoodbyeReason = iopf.link.v1.GoodbyeReason;
+
+export abstract class LinkPeer {
+  protected readonly channel: FrameChannel;
+  protected readonly resync: Resync;
+  protected readonly liveness: Liveness;
+  private stopped = false;
+
+  constructor(
+    stream: ByteStream,
+    protected readonly peerName: string,
+    timers: ResyncTimers = DEFAULT_RESYNC_TIMERS,
+  ) {
+    this.channel = new FrameChannel(stream, {
+      message: (msg) => this.onMessage(msg),
+      marker: (kind, nonce) => this.onMarker(kind, nonce),
+      error: (err) => this.fail(err),
+      hangup: () => this.onHangup(),
+      drain: () => this.onDrain(),
+      close: (err) => this.onClose(err),
+    });
+    this.resync = new Resync(this.channel, timers);
+    this.liveness = new Liveness(
+      this.channel,
+      () => this.channel.send(RequestCode.HEARTBEAT, 0, this.channel.newRequestId(), pb.Heartbeat, { sentUs: Math.floor(performance.now() * 1000) }),
+      (silentMs) => this.fail(new LinkError(LinkErrorCode.HEARTBEAT_TIMEOUT, `nothing from the ${this.peerName} for ${Math.round(silentMs)} ms`)),
+    );
+  }
+
+  /** Starts the first resync; the handshake follows by itself. */
+  start(): void {
+    this.resync.start();
+  }
+
+  get description(): string {
+    return this.channel.stream.description;
+  }
+
+  /** Ends the session in order and closes the stream once the goodbye is written. */
+  close(reason: GoodbyeReason = pb.GoodbyeReason.GOODBYE_SHUTDOWN, message = "shutting down"): void {
+    if (this.stopped) return;
+    this.goodbye(reason, message);
+    this.shutdown();
+    this.channel.end();
+  }
+
+  /** Says goodbye to the peer and ends the session; the stream stays open. */
+  goodbye(reason: GoodbyeReason, message: string): void {
+    if (this.sessionActive()) {
+      this.channel.send(RequestCode.GOODBYE, 0, this.channel.newRequestId(), pb.Goodbye, { reason, message });
+      this.endSession(`goodbye sent: ${message}`);
+    }
+  }
+
+  /** Ends the session on a protocol error: tells the peer why, then resyncs. */
+  protected fail(err: LinkError): void {
+    if (this.stopped) return;
+    this.channel.send(RequestCode.ERROR, 0, this.channel.newRequestId(), pb.Error, { code: err.code, message: err.message });
+    this.endSession(err.message);
+    this.resync.start();
+  }
+
+  protected replyAck(msg: { id: number; needReply: boolean }, code: number): void {
+    if (msg.needReply) this.channel.send(code, Flag.REPLY, msg.id, EmptyBody, {});
+  }
+
+  protected abstract sessionActive(): boolean;
+  /** Session bookkeeping when a session ends for any reason; must be idempotent. */
+  protected abstract endSession(reason: string): void;
+  protected abstract onAligned(): void;
+  protected abstract onNewPeerSync(): void;
+  protected abstract onSessionMessage(msg: Inbound): void;
+  protected abstract onDrain(): void;
+  protected abstract onClosed(err?: Error): void;
+
+  private onMarker(kind: MarkerKind, nonce: bigint): void {
+    const what = this.resync.onMarker(kind, nonce);
+    if (what === "aligned") this.onAligned();
+    else if (what === "new-peer-sync") this.onNewPeerSync();
+  }
+
+  private onMessage(msg: Inbound): void {
+    switch (msg.kind) {
+      case "heartbeat":
+        if (msg.needReply) this.channel.send(RequestCode.HEARTBEAT, Flag.REPLY, msg.id, pb.Heartbeat, { sentUs: msg.body.sentUs });
+        return;
+      case "error":
+        // The peer ends the session and resyncs; wait for its SYNC.
+        this.endSession(`${this.peerName} reported ${linkErrorName(msg.body.code)}: ${msg.body.message}`);
+        return;
+      case "goodbye":
+        if (msg.reply) return;
+        if (msg.needReply) this.channel.send(RequestCode.GOODBYE, Flag.REPLY, msg.id, pb.Goodbye, {});
+        this.endSession(`${this.peerName} said goodbye: ${msg.body.message || "no reason given"}`);
+        return;
+      default:
+        this.onSessionMessage(msg);
+    }
+  }
+
+  private onHangup(): void {
+    this.endSession(`${this.peerName} hung up`);
+    this.resync.start();
+  }
+
+  private onClose(err?: Error): void {
+    this.endSession(err ? `stream failed: ${err.message}` : "stream closed");
+    this.shutdown();
+    this.onClosed(err);
+  }
+
+  private shutdown(): void {
+    this.stopped = true;
+    this.resync.stop();
+    this.liveness.stop();
+  }
+}
