@@ -56,4 +56,6 @@ for (const name of selected) {
   total.pass += c.pass; total.fail += c.fail; total.skip += c.skip;
 }
 console.log(`tests: ${total.pass} passed, ${total.fail} failed${total.skip ? `, ${total.skip} skipped` : ""}`);
-process.exit(total.fail === 0 && total.pass > 0 ? 0 : 1);
+// A run where nothing passed fails, unless tests were skipped for a stated
+// reason (VM tests outside CI on a machine that cannot install QEMU).
+process.exit(total.fail === 0 && total.pass + total.skip > 0 ? 0 : 1);
