@@ -6,8 +6,10 @@ import { FaultSource, ResponseEntry } from "../fault/fault-source.js";
 import { AnswerSink } from "../fault/ledger.js";
 import { RelayMetrics } from "./relay-metrics.js";
 
-/** Told before answers are written (the journal records them first) and of refusals. */
+/** Sees groups before anything happens to them and answers before they are written: the journal. */
 export interface AnswerObserver {
+  /** Groups just read, with the wall-clock time by which each must be answered. */
+  groupsRead(groups: { group: FaultGroup; deadlineWallMs: number }[]): void;
   beforeWrite(sourceId: number, answers: ResponseEntry[]): void;
   answered(group: FaultGroup, code: KernelCode, origin: AnswerOrigin): void;
 }

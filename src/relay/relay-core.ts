@@ -14,6 +14,7 @@ import { ByteStream } from "../link/transport/byte-stream.js";
 import { iopf } from "../gen/guest_link.js";
 import { AnswerObserver, AnswerWriter } from "./answer-writer.js";
 import { RelayMetrics } from "./relay-metrics.js";
+import { linkToKernel } from "../viommu/response-code.js";
 
 export interface DeviceDeadline {
   ms: number;
@@ -49,7 +50,7 @@ export type RelayEvent =
   | { kind: "session-up"; epoch: number; agent: string }
   | { kind: "session-down"; epoch: number; reason: string };
 
-const NO_OBSERVER: AnswerObserver = { beforeWrite: () => undefined, answered: () => undefined };
+const NO_OBSERVER: AnswerObserver = { groupsRead: () => undefined, beforeWrite: () => undefined, answered: () => undefined };
 
 export class RelayCore<D> {
   readonly metrics = new RelayMetrics();
@@ -73,10 +74,15 @@ export class RelayCore<D> {
   private agentAbsent = false;
   private epochCounter = Math.floor(Math.random() * 2 ** 31) * 1024;
   private stopping = false;
+  private readonly observer: AnswerObserver;
+  /** Groups assembled from the records of the current read, journaled together. */
+  private readBatch: FaultGroup[] = [];
 
   constructor(private readonly options: RelayCoreOptions<D>) {
     const observer = options.observer ?? NO_OBSERVER;
+    this.observer = observer;
     this.writer = new AnswerWriter(this.sources, this.metrics, {
+      groupsRead: (groups) => observer.groupsRead(groups),
       beforeWrite: (id, answers) => observer.beforeWrite(id, answers),
       answered: (group, code, origin) => {
         observer.answered(group, code, origin);
@@ -105,9 +111,10 @@ export class RelayCore<D> {
     if (this.sources.has(source.id)) throw new Error(`fault source id ${source.id} is already in use (by ${this.sources.get(source.id)?.description}); give each source its own id`);
     this.sources.set(source.id, source);
     const assembler = new GroupAssembler(source.id, this.options.maxPagesPerGroup ?? 256, {
-      group: (g) => this.onGroup(g),
+      group: (g) => this.readBatch.push(g),
       oversized: (g, count) => {
         this.options.log("group over the page limit answered INVALID", { devId: g.devId, cookie: g.cookie, pages: count });
+        this.observer.groupsRead([{ group: g, deadlineWallMs: Date.now() }]);
         this.metrics.groups++;
         this.writer.answer(g, KernelCode.INVALID, "oversized");
       },
@@ -119,9 +126,32 @@ export class RelayCore<D> {
     );
   }
 
-  /** Groups of a source already read and not yet answered, e.g. from a journal after a restart. */
-  adoptGroups(groups: FaultGroup[]): void {
-    for (const g of groups) this.onGroup(g);
+  /**
+   * Groups read by an earlier run and never answered (from the journal):
+   * forwarded again while their deadline allows, else answered INVALID.
+   * Their cookies are still unanswered, so the kernel has not reused them.
+   */
+  adoptRecovered(groups: { group: FaultGroup; deadlineWallMs: number }[]): void {
+    const now = performance.now();
+    const wall = Date.now();
+    const live: FaultGroup[] = [];
+    for (const { group, deadlineWallMs } of groups) {
+      const device = this.options.devices.resolve(group);
+      const left = deadlineWallMs - wall;
+      if (device === null || left <= 0 || !this.sources.has(group.sourceId)) {
+        this.writer.answer({ ...group, readAtMs: now }, KernelCode.INVALID, "recovered");
+        continue;
+      }
+      // Shift readAtMs so that readAtMs + the device's deadline is the journaled deadline.
+      live.push({ ...group, readAtMs: now + left - this.options.devices.deadline(device).ms });
+    }
+    this.admitBatch(live);
+  }
+
+  /** The groups read and not yet answered, for the journal's compaction. */
+  liveGroups(): { group: FaultGroup; deadlineWallMs: number }[] {
+    const wallMinusMono = Date.now() - performance.now();
+    return [...this.ledger.entries()].map((e) => ({ group: e.group, deadlineWallMs: e.deadlineMs + wallMinusMono }));
   }
 
   /**
@@ -162,9 +192,25 @@ export class RelayCore<D> {
   private onRecords(assembler: GroupAssembler, records: FaultRecord[]): void {
     this.metrics.records += records.length;
     assembler.push(records, performance.now());
+    const groups = this.readBatch;
+    this.readBatch = [];
+    this.admitBatch(groups);
   }
 
-  private onGroup(group: FaultGroup): void {
+  /** Journals a batch of groups, then routes each: the journal record comes first. */
+  private admitBatch(groups: FaultGroup[]): void {
+    if (groups.length === 0) return;
+    const wallMinusMono = Date.now() - performance.now();
+    const devices = groups.map((g) => this.options.devices.resolve(g));
+    this.observer.groupsRead(groups.map((group, i) => {
+      const device = devices[i] ?? null;
+      const ms = device === null ? 0 : this.options.devices.deadline(device).ms;
+      return { group, deadlineWallMs: group.readAtMs + ms + wallMinusMono };
+    }));
+    groups.forEach((g, i) => this.onGroup(g, devices[i] ?? null));
+  }
+
+  private onGroup(group: FaultGroup, device: D | null): void {
     this.metrics.groups++;
     if (this.events.listenerCount("event") > 0) {
       this.emit({ kind: "group-read", devId: group.devId, pasid: group.pasid, pages: group.pages.length, cookie: group.cookie });
@@ -173,7 +219,6 @@ export class RelayCore<D> {
       this.writer.answer(group, KernelCode.INVALID, "shutdown");
       return;
     }
-    const device = this.options.devices.resolve(group);
     if (device === null) {
       this.writer.answer(group, KernelCode.INVALID, "unknown-device");
       return;
@@ -225,7 +270,8 @@ export class RelayCore<D> {
 
   private onPageResponses(epoch: number, responses: WirePageResponse[]): void {
     for (const r of responses) {
-      const code = r.code === pb.ResponseCode.RESPONSE_SUCCESS ? KernelCode.SUCCESS : KernelCode.INVALID;
+      const { code, unknown } = linkToKernel(r.code);
+      if (unknown) this.metrics.unknownCodes++;
       const outcome = this.ledger.guestAnswer(epoch, r.tag, code);
       if (outcome === "answered") continue;
       if (outcome === "late") this.heldAfterExpiry.delete(r.tag);

@@ -15,6 +15,8 @@ export class RelayMetrics {
   readonly dropped = new Map<DropReason, number>();
   /** Answers the source refused (EINVAL from the kernel, e.g. after a detach answered them). */
   refused = 0;
+  /** Guest answers with a code the link does not define; each became INVALID. */
+  unknownCodes = 0;
   groupsSent = 0;
   sessionsUp = 0;
   sessionsDown = 0;
