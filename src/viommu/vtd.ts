@@ -18,7 +18,8 @@
 //   qw0  [3:0] type = 0x9 (QI_PGRP_RESP_TYPE; QI_TYPE_MASK is GENMASK(3, 0))
 //        [4] PASID present (QI_PGRP_PASID_P)  [15:12] response code (QI_PGRP_RESP_CODE)
 //        [31:16] requester id (QI_PGRP_DID)   [51:32] PASID (QI_PGRP_PASID)
-//   qw1  [11:3] group index (QI_PGRP_IDX); current Linux no longer sets LPIG at [2]
+//   qw1  [11:3] group index (QI_PGRP_IDX); LPIG at [2] is set by Linux 6.12
+//        (QI_PGRP_LPIG) and not by later kernels: ignored on decode, clear on encode
 //   qw2, qw3  zero.
 //   Codes: QI_RESP_SUCCESS 0x0, QI_RESP_INVALID 0x1, QI_RESP_FAILURE 0xf.
 import { iopf } from "../gen/guest_link.js";
