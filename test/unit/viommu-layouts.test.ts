@@ -284,3 +284,11 @@ test("virtio-iommu keeps the spec's 24-byte record where a spec-only driver read
   t.is(view.getBigUint64(16, true), 0xabcd_e000n, "address");
   t.deepEqual([...bytes.subarray(26)], new Array(22).fill(0), "reserved and private data are zero");
 });
+
+test("vtd: a page group response with LPIG set (as Linux 6.12 writes it) decodes like one without", (t) => {
+  const group = { endpoint: 0x0318, pasid: 0x12345, pasidValid: true, groupIndex: 0x1a5 };
+  const plain = vtdCodec.encodePageResponse(group, ResponseCode.RESPONSE_SUCCESS);
+  const withLpig = Uint8Array.from(plain);
+  withLpig[8]! |= 1 << 2;
+  t.deepEqual(vtdCodec.decodePageResponse(withLpig), vtdCodec.decodePageResponse(plain));
+});
