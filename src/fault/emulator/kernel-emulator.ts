@@ -1,0 +1,211 @@
+// The TypeScript side of the kernel emulator (kernel-emulator.c): creates the
+// socketpair, hands one end to the emulator as its fd 3, keeps the other as
+// the relay's fault fd (O_NONBLOCK: the emulator's reads return EAGAIN when
+// empty, which the kernel layer treats as the kernel's 0), and drives the
+// emulator over its stdin/stdout line protocol.
+import { spawn, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
+import * as libc from "../../kernel/libc.js";
+import { compileC, emulatorSource } from "./compile-c.js";
+
+export interface RaiseGroup {
+  dev: number;
+  /** Non-zero sets PASID_VALID, as the kernel's TRIGGER_IOPF does. */
+  pasid?: number;
+  grpid?: number;
+  perm?: number;
+  addr?: number;
+  /** Records in the group (LAST_PAGE on the last); default 1. */
+  records?: number;
+  /** Raise this many groups, grpid and addr stepping; default 1. */
+  count?: number;
+}
+
+export interface LoadOptions {
+  devices: number;
+  records: number;
+  /** Groups per second; 0 delivers as fast as they are answered. */
+  rate: number;
+  durationMs: number;
+  /** Delivered-but-unanswered plus waiting groups never exceed this. */
+  maxOutstanding: number;
+  devBase?: number;
+  pasid?: number;
+}
+
+export interface EmulatorViolation {
+  kind: "unknown-cookie" | "repeated-cookie" | "bad-code" | "partial-answer" | "unanswered-group";
+  cookie?: number;
+  code?: number;
+  dev?: number;
+  bytes?: number;
+  detail?: string;
+}
+
+export interface EmulatorStats {
+  deliveredGroups: number;
+  deliveredRecords: number;
+  answeredSuccess: number;
+  answeredInvalid: number;
+  /** Groups answered INVALID by a detach. */
+  autoAnswered: number;
+  /** Delivered, not yet answered. */
+  outstanding: number;
+  /** Raised, not yet delivered (the socket was full). */
+  queued: number;
+  /** The highest cookie ever assigned. */
+  maxCookie: number;
+  peerClosed: boolean;
+  latencyNs: { count: number; p50: number; p99: number; p999: number; max: number };
+  violationCount: number;
+  /** The first 100. */
+  violations: EmulatorViolation[];
+}
+
+type Reply = Record<string, unknown> & { id: number; ok: boolean; error?: string };
+
+function toStats(r: Reply): EmulatorStats {
+  const n = (k: string): number => r[k] as number;
+  return {
+    deliveredGroups: n("delivered_groups"),
+    deliveredRecords: n("delivered_records"),
+    answeredSuccess: n("answered_success"),
+    answeredInvalid: n("answered_invalid"),
+    autoAnswered: n("auto_answered"),
+    outstanding: n("outstanding"),
+    queued: n("queued"),
+    maxCookie: n("max_cookie"),
+    peerClosed: r["peer_closed"] as boolean,
+    latencyNs: r["latency_ns"] as EmulatorStats["latencyNs"],
+    violationCount: n("violation_count"),
+    violations: r["violations"] as EmulatorViolation[],
+  };
+}
+
+export interface StartOptions {
+  /**
+   * Give the other end to the trivial C responder instead of the relay, to
+   * measure the emulator's own throughput; faultFd is then unavailable.
+   */
+  responder?: boolean;
+}
+
+export class KernelEmulator {
+  readonly #child: ChildProcess;
+  readonly #responder: ChildProcess | undefined;
+  #relayFd: number;
+  #nextId = 1;
+  readonly #pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
+  readonly #exited: Promise<number | null>;
+
+  private constructor(child: ChildProcess, responder: ChildProcess | undefined, relayFd: number) {
+    this.#child = child;
+    this.#responder = responder;
+    this.#relayFd = relayFd;
+    this.#exited = new Promise((resolve) => child.once("exit", (code) => {
+      const err = new Error(`kernel emulator exited (code ${code}) with a command unanswered`);
+      for (const p of this.#pending.values()) p.reject(err);
+      this.#pending.clear();
+      resolve(code);
+    }));
+    // A write to the stdin of an emulator that died fails with EPIPE; the exit handler above reports it.
+    child.stdin!.on("error", () => undefined);
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      const reply = JSON.parse(line) as Reply;
+      const p = this.#pending.get(reply.id);
+      if (!p) return;
+      this.#pending.delete(reply.id);
+      if (reply.ok) p.resolve(reply);
+      else p.reject(new Error(`kernel emulator refused a command: ${reply.error}`));
+    });
+  }
+
+  static async start(opts: StartOptions = {}): Promise<KernelEmulator> {
+    const [emulatorBin, responderBin] = await Promise.all([
+      compileC(emulatorSource("kernel-emulator.c")),
+      opts.responder ? compileC(emulatorSource("responder.c")) : Promise.resolve(undefined),
+    ]);
+    const [emuEnd, relayEnd] = libc.socketpair();
+    let child: ChildProcess | undefined;
+    let responder: ChildProcess | undefined;
+    try {
+      // Node dup2()s each stdio entry into the child at its index: emuEnd becomes fd 3.
+      child = spawn(emulatorBin, [], { stdio: ["pipe", "pipe", "inherit", emuEnd] });
+      if (responderBin) responder = spawn(responderBin, [], { stdio: ["ignore", "ignore", "inherit", relayEnd] });
+    } finally {
+      libc.close(emuEnd);
+      if (responderBin) libc.close(relayEnd);
+    }
+    if (!responderBin) libc.setNonBlocking(relayEnd, true);
+    await new Promise<void>((resolve, reject) => {
+      child!.once("spawn", resolve);
+      child!.once("error", (e) => reject(new Error(`starting the kernel emulator ${emulatorBin} failed: ${e.message}`)));
+    });
+    return new KernelEmulator(child, responder, responderBin ? -1 : relayEnd);
+  }
+
+  /** The relay's end: read 40-byte records, write 8-byte answers, as on a kernel fault fd. Closed by close(). */
+  get faultFd(): number {
+    if (this.#relayFd < 0) throw new Error("KernelEmulator.faultFd: not available (closed, or started with a responder)");
+    return this.#relayFd;
+  }
+
+  #command(verb: string, args: Record<string, number | undefined> = {}): Promise<Reply> {
+    const id = this.#nextId++;
+    const kv = Object.entries(args).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
+    return new Promise<Reply>((resolve, reject) => {
+      if (this.#child.exitCode !== null || this.#child.signalCode !== null) {
+        reject(new Error(`kernel emulator: cannot send "${verb}", the emulator has exited`));
+        return;
+      }
+      this.#pending.set(id, { resolve, reject });
+      this.#child.stdin!.write(`${id} ${[verb, ...kv].join(" ")}\n`);
+    });
+  }
+
+  async raise(g: RaiseGroup): Promise<void> {
+    await this.#command("raise", {
+      dev: g.dev, pasid: g.pasid, grpid: g.grpid, perm: g.perm, addr: g.addr, records: g.records, count: g.count,
+    });
+  }
+
+  /** Generates load and resolves when it ends. */
+  async load(o: LoadOptions): Promise<{ generated: number; elapsedNs: number }> {
+    const r = await this.#command("load", {
+      devices: o.devices, records: o.records, rate: o.rate, duration_ms: o.durationMs,
+      max_outstanding: o.maxOutstanding, dev_base: o.devBase, pasid: o.pasid,
+    });
+    return { generated: r["generated"] as number, elapsedNs: r["elapsed_ns"] as number };
+  }
+
+  /** Counters after reading every answer already written to the socket. */
+  async stats(): Promise<EmulatorStats> {
+    return toStats(await this.#command("stats"));
+  }
+
+  /** Answers INVALID for the device's waiting groups, as the kernel does on detach; drops its undelivered ones. */
+  async detach(dev: number): Promise<{ answered: number; dropped: number }> {
+    const r = await this.#command("detach", { dev });
+    return { answered: r["answered"] as number, dropped: r["dropped"] as number };
+  }
+
+  /** Final stats (every group never answered becomes a violation), then the emulator exits. */
+  async quit(): Promise<EmulatorStats> {
+    const stats = toStats(await this.#command("quit"));
+    await this.#exited;
+    return stats;
+  }
+
+  /** Closes the relay's end and ends both processes; safe after quit(). */
+  async close(): Promise<void> {
+    if (this.#relayFd >= 0) {
+      libc.close(this.#relayFd);
+      this.#relayFd = -1;
+    }
+    this.#child.stdin!.end();
+    await this.#exited;
+    if (this.#responder && this.#responder.exitCode === null) {
+      await new Promise((resolve) => this.#responder!.once("exit", resolve));
+    }
+  }
+}
