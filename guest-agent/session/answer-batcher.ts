@@ -1,0 +1,81 @@
+// Exactly one answer per request, or none: each request the host sends
+// becomes a Pending entry; an answer counts only while its own entry is the
+// one held for its tag. A cancel or a session end removes entries, so a late
+// answer of an old session can never be sent as the answer of a new request
+// that reuses the tag. Answers completing in the same event-loop turn leave
+// together, in one PAGE_RESPONSES frame, when the turn's I/O is done.
+import { ResponseCode } from "../handlers/handler.js";
+
+export interface Pending {
+  readonly tag: number;
+  /** Aborted when the answer is no longer wanted (cancel, session end, close). */
+  readonly abort: AbortController;
+}
+
+export interface ResponseSink {
+  sendResponses(responses: { tag: number; code: ResponseCode }[]): number;
+}
+
+export class AnswerBatcher {
+  private readonly pending = new Map<number, Pending>();
+  private readonly batch = new Map<number, ResponseCode>();
+  private flushScheduled = false;
+
+  constructor(private readonly sink: ResponseSink) {}
+
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** Starts holding a request; the caller answers through answer(). */
+  hold(tag: number): Pending {
+    // The link refuses a tag it still holds, so no live entry is replaced here.
+    const p: Pending = { tag, abort: new AbortController() };
+    this.pending.set(tag, p);
+    return p;
+  }
+
+  /** Queues p's answer; returns false (and queues nothing) when p is no longer held. */
+  answer(p: Pending, code: ResponseCode): boolean {
+    if (this.pending.get(p.tag) !== p) return false;
+    this.pending.delete(p.tag);
+    this.batch.set(p.tag, code);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+    return true;
+  }
+
+  /** The host answered these itself: stop their work and never answer them. Returns how many were held. */
+  cancel(tags: number[], reason: string): number {
+    let n = 0;
+    for (const tag of tags) {
+      this.batch.delete(tag);
+      const p = this.pending.get(tag);
+      if (!p) continue;
+      this.pending.delete(tag);
+      p.abort.abort(new Error(reason));
+      n++;
+    }
+    return n;
+  }
+
+  /** The session ended: nothing held or queued may be answered any more. */
+  dropAll(reason: string): number {
+    const n = this.pending.size + this.batch.size;
+    this.batch.clear();
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of all) p.abort.abort(new Error(reason));
+    return n;
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.batch.size === 0) return;
+    const responses = [...this.batch].map(([tag, code]) => ({ tag, code }));
+    this.batch.clear();
+    this.sink.sendResponses(responses);
+  }
+}

@@ -1,0 +1,111 @@
+// One guest link on one stream: the handshake, heartbeats and resync are the
+// GuestLink's; this adds what the agent does with a session: grant credits,
+// route each group to its handler under a guard, and answer through the
+// batcher, exactly once per group or not at all.
+import { GuestLink, GuestLinkHandler, GuestSession } from "../../src/link/guest-link.js";
+import { pb, WirePageRequest } from "../../src/link/messages.js";
+import type { Capabilities } from "../../src/link/negotiation.js";
+import type { ResyncTimers } from "../../src/link/resync.js";
+import type { ByteStream } from "../../src/link/transport/byte-stream.js";
+import { iopf } from "../../src/gen/guest_link.js";
+import { answerName } from "../handlers/handler.js";
+import { GuardedResult, runGuarded } from "../handlers/guard.js";
+import { Route, Router } from "../handlers/router.js";
+import { Logger } from "../log.js";
+import { Counters } from "../stats.js";
+import { AnswerBatcher, Pending } from "./answer-batcher.js";
+
+export interface SessionOptions {
+  software: string;
+  credits: number;
+  defaultBudgetUs: number;
+  deadlineMarginUs: number;
+  capabilities?: Capabilities;
+  resyncTimers?: ResyncTimers;
+}
+
+export class SessionClient implements GuestLinkHandler {
+  readonly link: GuestLink;
+  /** Resolves when the stream has closed for good, with its error if it failed. */
+  readonly done: Promise<Error | undefined>;
+  private readonly batcher: AnswerBatcher;
+  private resolveDone!: (err: Error | undefined) => void;
+
+  constructor(
+    stream: ByteStream,
+    private readonly router: Router,
+    private readonly options: SessionOptions,
+    private readonly log: Logger,
+    private readonly counters: Counters,
+  ) {
+    this.done = new Promise((resolve) => (this.resolveDone = resolve));
+    this.link = new GuestLink(stream, this, {
+      software: options.software,
+      ...(options.capabilities ? { capabilities: options.capabilities } : {}),
+      ...(options.resyncTimers ? { resyncTimers: options.resyncTimers } : {}),
+    });
+    this.batcher = new AnswerBatcher(this.link);
+  }
+
+  start(): void {
+    this.link.start();
+  }
+
+  /** Says goodbye to the relay (if a session is up) and closes the stream once it is written. */
+  stop(message: string): void {
+    this.link.close(pb.GoodbyeReason.GOODBYE_SHUTDOWN, message);
+  }
+
+  sessionUp(session: GuestSession): void {
+    const window = Math.min(this.options.credits, session.agreement.limits.maxInFlight);
+    this.log.info("session up", { port: this.link.description, epoch: session.epoch, relay: session.relaySoftware, limits: session.agreement.limits, credits: window });
+    this.counters.add("sessions");
+    this.link.grantCredit(window);
+  }
+
+  pageRequests(requests: WirePageRequest[]): void {
+    for (const req of requests) {
+      this.counters.add("requests");
+      const pending = this.batcher.hold(req.tag);
+      const route = this.router.select(req);
+      const budgetUs = req.budgetUs > 0 ? req.budgetUs : this.options.defaultBudgetUs;
+      const budgetMs = Math.max(0, budgetUs - this.options.deadlineMarginUs) / 1000;
+      runGuarded(route.handler, req, budgetMs, pending.abort.signal, (result) => this.settle(pending, req, route, result));
+    }
+  }
+
+  cancels(tags: number[], reason: iopf.link.v1.CancelReason): void {
+    const n = this.batcher.cancel(tags, `cancelled by the relay (${pb.CancelReason[reason] ?? reason})`);
+    this.counters.add("cancelled", n);
+    this.log.debug("relay cancelled groups", { tags: tags.length, held: n, reason: pb.CancelReason[reason] ?? reason });
+  }
+
+  sessionDown(reason: string): void {
+    const dropped = this.batcher.dropAll(`the session ended: ${reason}`);
+    this.counters.add("dropped.session-ended", dropped);
+    this.log.info("session down", { port: this.link.description, reason, unanswered: dropped });
+  }
+
+  handshakeRefused(reason: string): void {
+    this.log.warn("refused the relay's offer; waiting for a relay that offers something this agent speaks", { reason });
+  }
+
+  closed(err?: Error): void {
+    this.batcher.dropAll(err ? `the port failed: ${err.message}` : "the port closed");
+    this.resolveDone(err);
+  }
+
+  private settle(pending: Pending, req: WirePageRequest, route: Route, result: GuardedResult): void {
+    // Aborted: cancelled or the session ended; the batcher already forgot it.
+    if (result.outcome === "aborted") return;
+    if (!this.batcher.answer(pending, result.code)) {
+      this.counters.add("dropped.stale");
+      return;
+    }
+    this.counters.add(`answers.${route.name}.${answerName(result.code)}`);
+    if (result.outcome !== "answered") {
+      this.counters.add(`handler.${result.outcome}`);
+      this.log.warn("handler failed; answered INVALID", { handler: route.name, outcome: result.outcome, detail: result.detail, tag: req.tag, endpoint: req.endpoint, pasid: req.pasidValid ? req.pasid : null });
+    }
+  }
+}
