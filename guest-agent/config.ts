@@ -204,7 +204,8 @@ export function parseConfig(json: unknown, where = "config"): AgentConfig {
     if (typeof o.logLevel !== "string" || !isLogLevel(o.logLevel)) bad(`${where}.logLevel`, `"error", "warn", "info" or "debug"`, o.logLevel);
     c.logLevel = o.logLevel;
   }
-  if (o.appSocket !== undefined) c.appSocket = nullableStr(o.appSocket, `${where}.appSocket`);
+  // "none", as on the command line (--app-socket none), or null: no app socket.
+  if (o.appSocket !== undefined) c.appSocket = o.appSocket === "none" ? null : nullableStr(o.appSocket, `${where}.appSocket`);
   if (o.defaultBudgetUs !== undefined) c.defaultBudgetUs = uint(o.defaultBudgetUs, `${where}.defaultBudgetUs`, 1);
   if (o.deadlineMarginUs !== undefined) c.deadlineMarginUs = uint(o.deadlineMarginUs, `${where}.deadlineMarginUs`);
   if (o.retryMinMs !== undefined) c.retryMinMs = uint(o.retryMinMs, `${where}.retryMinMs`, 1);

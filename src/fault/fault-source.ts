@@ -2,20 +2,15 @@
 // batches of answers out. The kernel's fault fd, the kernel emulator, a
 // replay file and the synthetic generator all look like this.
 import { KernelCode } from "./fault-group.js";
+import { constants, type FaultRecord } from "../kernel/uapi-structs.js";
 
-/** Record flags as the relay sees them (iommu_hwpt_pgfault.flags masked with 0x3). */
-export const RecordFlag = { PASID_VALID: 1 << 0, LAST_PAGE: 1 << 1 } as const;
+export type { FaultRecord };
 
-/** One 40-byte iommu_hwpt_pgfault, decoded; __reserved and length are not used. */
-export interface FaultRecord {
-  flags: number;
-  devId: number;
-  pasid: number;
-  grpid: number;
-  perm: number;
-  addr: number;
-  cookie: number;
-}
+/** Record flags as the relay sees them (iommu_hwpt_pgfault.flags, already masked with 0x3). */
+export const RecordFlag = {
+  PASID_VALID: constants.IOMMU_PGFAULT_FLAGS_PASID_VALID,
+  LAST_PAGE: constants.IOMMU_PGFAULT_FLAGS_LAST_PAGE,
+} as const;
 
 export interface ResponseEntry {
   cookie: number;

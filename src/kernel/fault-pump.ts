@@ -59,6 +59,11 @@ export class FaultPump implements AsyncIterable<PumpEvent> {
   #failure: Error | undefined;
   #turnStart = 0;
   #iterating = false;
+  // process.exit() terminates workers and waits for them; a worker blocked in
+  // poll() inside ffi-rs never returns, so the process would hang for ever.
+  // Waking the worker on "exit" lets every exit path, including Node's own on
+  // an uncaught exception, end the process.
+  readonly #wakeOnExit = (): void => this.#wake();
 
   constructor(opts: FaultPumpOptions = {}) {
     this.#layout = ringLayout(opts.slots ?? 64, opts.recordsPerRead ?? DEFAULT_RECORDS_PER_READ, FAULT_RECORD_SIZE);
@@ -79,6 +84,7 @@ export class FaultPump implements AsyncIterable<PumpEvent> {
     const worker = new Worker(new URL("./fault-pump-worker.js", import.meta.url), { workerData: data });
     this.#worker = worker;
     this.#running = true;
+    process.once("exit", this.#wakeOnExit);
     this.#exited = new Promise<void>((resolve) => {
       worker.once("exit", (code) => {
         if (code !== 0 && !this.#failure) this.#failure = new Error(`fault pump worker exited with code ${code}`);
@@ -97,6 +103,7 @@ export class FaultPump implements AsyncIterable<PumpEvent> {
       });
     } catch (err) {
       this.#worker = undefined;
+      process.off("exit", this.#wakeOnExit);
       libc.close(this.#wakeFd);
       this.#wakeFd = -1;
       this.#queues.clear();
@@ -112,16 +119,22 @@ export class FaultPump implements AsyncIterable<PumpEvent> {
   async stop(): Promise<void> {
     const worker = this.#worker;
     if (!worker) return;
-    Atomics.store(this.#ctrl, CTRL_STOP, 1);
-    const one = Buffer.alloc(8);
-    one.writeBigUInt64LE(1n);
-    libc.write(this.#wakeFd, one, 8);
-    Atomics.notify(this.#ctrl, CTRL_TAIL); // a worker waiting for ring space
+    this.#wake();
     await this.#exited;
+    process.off("exit", this.#wakeOnExit);
     this.#worker = undefined;
     libc.close(this.#wakeFd);
     this.#wakeFd = -1;
     for (const q of this.#queues.values()) q.dispose();
+  }
+
+  /** Tells the worker to stop and wakes it from poll() (eventfd) or from waiting for ring space. */
+  #wake(): void {
+    Atomics.store(this.#ctrl, CTRL_STOP, 1);
+    const one = Buffer.alloc(8);
+    one.writeBigUInt64LE(1n);
+    libc.write(this.#wakeFd, one, 8);
+    Atomics.notify(this.#ctrl, CTRL_TAIL);
   }
 
   /** Writes answers for groups read from fd, in one write() when the fd takes them all. */

@@ -174,9 +174,15 @@ export class RelayCore<D> {
     return this.drain("device-removed", (e) => e.group.devId === devId, pb.CancelReason.CANCEL_DEVICE_REMOVED);
   }
 
-  /** Answers everything still waiting, says goodbye, closes the sources. */
+  /**
+   * Stops reading, answers every group read (sent, queued, or delivered by a
+   * source while it stopped), says goodbye, and writes the answers.
+   */
   async shutdown(): Promise<void> {
     this.stopping = true;
+    // Sources first: records they had read arrive while they close, and are
+    // answered as "shutdown" by onGroup.
+    await Promise.all([...this.sources.values()].map((s) => s.close()));
     for (const assembler of this.assemblers.values()) {
       for (const g of assembler.takePartial()) this.writer.answer(g, KernelCode.INVALID, "shutdown");
     }
@@ -185,7 +191,6 @@ export class RelayCore<D> {
     this.clearTimers();
     this.link?.close(pb.GoodbyeReason.GOODBYE_SHUTDOWN, "relay shutting down");
     this.link = null;
-    await Promise.all([...this.sources.values()].map((s) => s.close()));
     this.sources.clear();
   }
 

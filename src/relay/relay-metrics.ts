@@ -42,6 +42,22 @@ export class RelayMetrics {
     this.dropped.set(reason, (this.dropped.get(reason) ?? 0) + 1);
   }
 
+  /** A plain snapshot for logs and status: counts by origin and reason, latency percentiles in microseconds. */
+  summary(): object {
+    return {
+      records: this.records,
+      groups: this.groups,
+      sent: this.groupsSent,
+      answers: Object.fromEntries(this.answers),
+      dropped: Object.fromEntries(this.dropped),
+      refused: this.refused,
+      unknownCodes: this.unknownCodes,
+      sessions: { up: this.sessionsUp, down: this.sessionsDown, state: this.sessionState },
+      latencyUs: { p50: this.latency.quantile(0.5), p99: this.latency.quantile(0.99), max: this.latency.maxUs },
+      guestLatencyUs: { p50: this.guestLatency.quantile(0.5), p99: this.guestLatency.quantile(0.99) },
+    };
+  }
+
   totalAnswers(): number {
     let n = 0;
     for (const c of this.answers.values()) n += c.success + c.invalid;

@@ -10,7 +10,7 @@ const groupsArb = fc.array(fc.record({ pages: fc.integer({ min: 1, max: 6 }), de
 function records(spec: { pages: number; dev: number; pasid: number | undefined }[]): FaultRecord[] {
   return spec.flatMap((g, i) => Array.from({ length: g.pages }, (_, p) => ({
     flags: (g.pasid !== undefined ? RecordFlag.PASID_VALID : 0) | (p === g.pages - 1 ? RecordFlag.LAST_PAGE : 0),
-    devId: g.dev, pasid: g.pasid ?? 0, grpid: i, perm: 1 + (p % 3), addr: (i * 16 + p) * 4096, cookie: i + 1,
+    devId: g.dev, pasid: g.pasid ?? 0, grpid: i, perm: 1 + (p % 3), addr: (i * 16 + p) * 4096, length: 0, cookie: i + 1,
   })));
 }
 

@@ -54,6 +54,7 @@ export class SyntheticSource implements FaultSource {
         grpid: g.grpid,
         perm: g.perm,
         addr: g.addr + i * 4096,
+        length: 0,
         cookie,
       });
     }

@@ -181,6 +181,11 @@ export class CharDeviceStream extends StreamEvents implements ByteStream {
     }
   }
 
+  /**
+   * Closes once every queued byte is written to the device. What the peer
+   * has not read by then is the device's: a virtio port has already put it
+   * on its virtqueue; a pty drops it when the master closes.
+   */
   end(): void {
     if (this.shutDown || this.ending) return;
     this.ending = true;

@@ -1,0 +1,74 @@
+#!/usr/bin/env node
+// iopf-relay: carries IO page faults from the host's iommufd fault queue to
+// the guest's agent and its answers back. Never daemonizes; exits promptly on
+// SIGTERM after answering every group it has read.
+import { loadRelayConfig, ConfigError, RelayConfig } from "../relay/config.js";
+import { capabilities } from "../relay/capabilities.js";
+import { parseRelayCli, UsageError, USAGE } from "../relay/cli-options.js";
+import { startRelay } from "../relay/daemon.js";
+import { DEMO_DEV_IDS, demoConfig } from "../relay/demo-config.js";
+import { createLogger } from "../relay/log.js";
+import { openSources } from "../relay/source-factory.js";
+import { SOFTWARE, VERSION } from "../relay/version.js";
+
+async function main(argv: string[]): Promise<number> {
+  const parsed = parseRelayCli(argv);
+  if (parsed.kind === "help") {
+    process.stdout.write(USAGE + "\n");
+    return 0;
+  }
+  if (parsed.kind === "version") {
+    process.stdout.write(VERSION + "\n");
+    return 0;
+  }
+  if (parsed.kind === "print-capabilities") {
+    process.stdout.write(JSON.stringify(capabilities(), null, 2) + "\n");
+    return 0;
+  }
+  const cli = parsed.cli;
+  const log = createLogger("iopf-relay", cli.logFormat, cli.logLevel);
+  let config: RelayConfig;
+  if (cli.config) config = loadRelayConfig(cli.config);
+  else if (cli.faultFds.length === 0 && !cli.iommufd) config = demoConfig();
+  else throw new UsageError("the kernel's fault sources need --config FILE with the device map (\"viommu\" and \"devices\"; see docs/operations.md)");
+  if (cli.journal) config = { ...config, journal: cli.journal };
+
+  const opened = await openSources(
+    { faultFds: cli.faultFds, iommufd: cli.iommufd, builtIn: cli.sources, rate: cli.rate, devIds: cli.config ? config.devices.entries.map((e) => e.devId) : DEMO_DEV_IDS },
+    log,
+    (info) => process.stdout.write(JSON.stringify(info) + "\n"),
+  );
+  const relay = await startRelay({ config, link: cli.link, sources: opened.sources, log, software: SOFTWARE });
+
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) {
+      // A supervisor may repeat SIGTERM; leaving now would abandon groups already read.
+      // Only a second interrupt from a person at the terminal forces the exit.
+      if (signal !== "SIGINT") return;
+      log.level("warn", "second interrupt: exiting without answering what is left", { signal, inFlight: relay.core.inFlight });
+      process.exit(1);
+    }
+    stopping = true;
+    log("stopping: answering every group read", { signal, inFlight: relay.core.inFlight });
+    await relay.stop();
+    await opened.release();
+    log("stopped", relay.core.metrics.summary());
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+  return -1;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (err: Error) => {
+    const known = err instanceof UsageError || err instanceof ConfigError;
+    process.stderr.write(`iopf-relay: ${err.message}\n${err instanceof UsageError ? "run iopf-relay --help for the options\n" : ""}`);
+    if (!known && err.stack) process.stderr.write(err.stack + "\n");
+    process.exit(err instanceof UsageError ? 2 : 1);
+  },
+);
