@@ -18,6 +18,10 @@ Fault sources (at least one):
   --fault-fd N          an inherited iommufd fault fd (repeatable)
   --iommufd             open /dev/iommu, allocate a fault queue, print its ids as JSON on stdout
 
+  --keeper              run as a keeper: hold the fault fds (and the emulator) and run the relay as
+                        a child, restarting it with the same fds after a crash (needs a journal)
+  --control ADDR        serve metrics, status, live events and the dashboard on ADDR
+                        (tcp:127.0.0.1:PORT or unix:PATH; loopback only)
   --config FILE         JSON: viommu, devices, deadlineCode, limits, journal (docs/operations.md)
   --journal PATH        journal of unanswered groups, for restarts (overrides the config)
   --rate N              groups per second raised by the emulator or synthetic source (demo load)
@@ -36,6 +40,8 @@ export interface RelayCli {
   rate: number;
   logFormat: LogFormat | undefined;
   logLevel: LogLevel;
+  keeper: boolean;
+  control: string | null;
 }
 
 export type ParsedCli = { kind: "run"; cli: RelayCli } | { kind: "print-capabilities" } | { kind: "help" } | { kind: "version" };
@@ -62,6 +68,7 @@ export function parseRelayCli(argv: string[]): ParsedCli {
         source: { type: "string", multiple: true }, "fault-fd": { type: "string", multiple: true }, iommufd: { type: "boolean" },
         config: { type: "string" }, journal: { type: "string" }, rate: { type: "string" },
         "log-format": { type: "string" }, "log-level": { type: "string" },
+        keeper: { type: "boolean" }, control: { type: "string" },
         "print-capabilities": { type: "boolean" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" },
       },
     }));
@@ -99,6 +106,7 @@ export function parseRelayCli(argv: string[]): ParsedCli {
       link, sources, faultFds, iommufd: values.iommufd ?? false, config: values.config ?? null, journal: values.journal ?? null,
       rate: values.rate !== undefined ? integer("--rate", values.rate, 0) : 0,
       logFormat: format as LogFormat | undefined, logLevel: level as LogLevel,
+      keeper: values.keeper ?? false, control: values.control ?? null,
     },
   };
 }
