@@ -86,8 +86,9 @@ class Peer {
   async until(n: number, timeoutMs = 20_000): Promise<Buffer> {
     const deadline = Date.now() + timeoutMs;
     while (Buffer.concat(this.received).length < n) {
-      if (Date.now() > deadline) throw new Error(`peer expected ${n} bytes, got ${Buffer.concat(this.received).length}`);
-      await once(this.child.stdout!, "data");
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`peer expected ${n} bytes, got ${Buffer.concat(this.received).length}`);
+      await Promise.race([once(this.child.stdout!, "data"), new Promise((resolve) => setTimeout(resolve, left))]);
     }
     return Buffer.concat(this.received);
   }
@@ -192,6 +193,13 @@ test("end() writes what is queued, then closes once", async (t) => {
   const stream = new CharDeviceStream(master, `chardev:${slave} (master)`);
   const peer = await Peer.open(slave);
   const closes = countEvents(stream, "close");
+  // Closing a pty master hangs the slave up and drops what it has not read
+  // yet, so the peer must keep the master open until it has read: it does
+  // once the stream has heard it, since a read then sleeps on the master
+  // until the peer leaves (see CharDeviceStream on the deferred fd close).
+  const heard = new Collector(stream);
+  peer.send(Buffer.from("host here"));
+  await heard.until(9);
   const data = pattern(100_000, 6);
   stream.write(data);
   stream.end();
