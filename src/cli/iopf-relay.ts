@@ -5,13 +5,22 @@
 import { loadRelayConfig, ConfigError, RelayConfig } from "../relay/config.js";
 import { capabilities } from "../relay/capabilities.js";
 import { parseRelayCli, UsageError, USAGE } from "../relay/cli-options.js";
+import { parseQemuArgsCli, printQemuArgs, QEMU_ARGS_USAGE } from "../relay/control/qemu-args.js";
 import { startRelay } from "../relay/daemon.js";
-import { DEMO_DEV_IDS, demoConfig } from "../relay/demo-config.js";
+import { DEMO_DEV_IDS, demoConfig, demoConfigJson } from "../relay/demo-config.js";
+import { runKeeper } from "../relay/keeper.js";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { createLogger } from "../relay/log.js";
 import { openSources } from "../relay/source-factory.js";
 import { SOFTWARE, VERSION } from "../relay/version.js";
 
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "print-qemu-args") {
+    const opts = parseQemuArgsCli(argv.slice(1));
+    process.stdout.write(opts === "help" ? QEMU_ARGS_USAGE + "\n" : printQemuArgs(opts));
+    return 0;
+  }
   const parsed = parseRelayCli(argv);
   if (parsed.kind === "help") {
     process.stdout.write(USAGE + "\n");
@@ -32,13 +41,22 @@ async function main(argv: string[]): Promise<number> {
   else if (cli.faultFds.length === 0 && !cli.iommufd) config = demoConfig();
   else throw new UsageError("the kernel's fault sources need --config FILE with the device map (\"viommu\" and \"devices\"; see docs/operations.md)");
   if (cli.journal) config = { ...config, journal: cli.journal };
+  if (cli.keeper) {
+    const configJson = cli.config ? readFileSync(cli.config, "utf8") : demoConfigJson();
+    return runKeeper({
+      cli, script: fileURLToPath(import.meta.url), configJson,
+      devIds: cli.config ? config.devices.entries.map((e) => e.devId) : DEMO_DEV_IDS,
+      log: createLogger("iopf-relay-keeper", cli.logFormat, cli.logLevel),
+      announce: (info) => process.stdout.write(JSON.stringify(info) + "\n"),
+    });
+  }
 
   const opened = await openSources(
     { faultFds: cli.faultFds, iommufd: cli.iommufd, builtIn: cli.sources, rate: cli.rate, devIds: cli.config ? config.devices.entries.map((e) => e.devId) : DEMO_DEV_IDS },
     log,
     (info) => process.stdout.write(JSON.stringify(info) + "\n"),
   );
-  const relay = await startRelay({ config, link: cli.link, sources: opened.sources, log, software: SOFTWARE });
+  const relay = await startRelay({ config, link: cli.link, sources: opened.sources, log, software: SOFTWARE, control: cli.control, emulator: opened.emulator });
 
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {

@@ -4,11 +4,14 @@
 //             u32 grpid | u8 pasidValid | u8[3] 0 | f64 deadline (wall-clock ms) |
 //             pages x (u32 addrLo | u32 addrHi | u32 perm)
 //   ANSWERING u8 2 | u8 0 | u16 count | count x (u16 sourceId | u16 0 | u32 cookie)
-// A torn last record (the process died mid-write) is ignored: its groups
-// were not forwarded and its answers not written yet.
+//   ANSWERED  u8 3 | the same as ANSWERING: the write of those answers returned
+// An ANSWERING without its ANSWERED means the process died in the write: those
+// answers may or may not have reached the kernel. A torn last record (the
+// process died mid-append) is ignored: its groups were not forwarded and its
+// answers not written yet.
 import { FaultGroup } from "./fault-group.js";
 
-export const RecordType = { READ: 1, ANSWERING: 2 } as const;
+export const RecordType = { READ: 1, ANSWERING: 2, ANSWERED: 3 } as const;
 const HEADER = 4;
 const GROUP_FIXED = 32;
 const PAGE = 12;
@@ -52,9 +55,9 @@ export function encodeRead(groups: JournaledGroup[]): Buffer {
   return buf;
 }
 
-export function encodeAnswering(answers: JournaledAnswer[]): Buffer {
+export function encodeAnswering(answers: JournaledAnswer[], type: typeof RecordType.ANSWERING | typeof RecordType.ANSWERED = RecordType.ANSWERING): Buffer {
   const buf = Buffer.alloc(HEADER + ANSWER * answers.length);
-  buf.writeUInt8(RecordType.ANSWERING, 0);
+  buf.writeUInt8(type, 0);
   buf.writeUInt16LE(answers.length, 2);
   answers.forEach((a, i) => {
     buf.writeUInt16LE(a.sourceId, HEADER + i * ANSWER);
@@ -66,7 +69,7 @@ export function encodeAnswering(answers: JournaledAnswer[]): Buffer {
 export interface JournalContents {
   /** Read, and no answer begun: certainly unanswered. */
   pending: JournaledGroup[];
-  /** An answer was about to be written: maybe answered. */
+  /** An answer was being written when the process died: maybe answered. */
   maybeAnswered: JournaledAnswer[];
   /** Bytes at the end that did not form a whole record. */
   tornBytes: number;
@@ -80,13 +83,14 @@ export function decodeJournal(buf: Buffer): JournalContents {
   while (o + HEADER <= buf.length) {
     const type = buf.readUInt8(o);
     const count = buf.readUInt16LE(o + 2);
-    if (type === RecordType.ANSWERING) {
+    if (type === RecordType.ANSWERING || type === RecordType.ANSWERED) {
       if (o + HEADER + count * ANSWER > buf.length) break;
       for (let i = 0; i < count; i++) {
         const a = { sourceId: buf.readUInt16LE(o + HEADER + i * ANSWER), cookie: buf.readUInt32LE(o + HEADER + i * ANSWER + 4) };
         const key = `${a.sourceId}:${a.cookie}`;
         pending.delete(key);
-        maybe.set(key, a);
+        if (type === RecordType.ANSWERING) maybe.set(key, a);
+        else maybe.delete(key);
       }
       o += HEADER + count * ANSWER;
       continue;

@@ -5,12 +5,13 @@
 //
 // Order of writes: a READ record for a batch of groups before any of them is
 // forwarded; an ANSWERING record for a batch of answers before they are
-// written to the source. Writes are synchronous appends to a file in a tmpfs
+// written to the source, and an ANSWERED record once the write returned, so
+// that only a batch caught inside its write is in doubt after a crash. Writes are synchronous appends to a file in a tmpfs
 // (/run by default): a page-cache copy of a few hundred bytes per batch, and
 // the only way to be sure the record exists before the answer does. A
 // process crash keeps page-cache data; a machine crash takes the VM with it.
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
-import { decodeJournal, encodeAnswering, encodeRead, JournalContents, JournaledAnswer, JournaledGroup } from "./journal-format.js";
+import { decodeJournal, encodeAnswering, encodeRead, JournalContents, JournaledAnswer, JournaledGroup, RecordType } from "./journal-format.js";
 
 export class Journal {
   private fd: number;
@@ -37,8 +38,11 @@ export class Journal {
   }
 
   recordAnswering(answers: JournaledAnswer[]): void {
-    if (answers.length === 0) return;
-    for (let i = 0; i < answers.length; i += 0xffff) this.append(encodeAnswering(answers.slice(i, i + 0xffff)));
+    for (let i = 0; i < answers.length; i += 0xffff) this.append(encodeAnswering(answers.slice(i, i + 0xffff), RecordType.ANSWERING));
+  }
+
+  recordAnswered(answers: JournaledAnswer[]): void {
+    for (let i = 0; i < answers.length; i += 0xffff) this.append(encodeAnswering(answers.slice(i, i + 0xffff), RecordType.ANSWERED));
   }
 
   /** True when the file has grown past its bound: call compact() with the live groups. */

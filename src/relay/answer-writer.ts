@@ -11,6 +11,8 @@ export interface AnswerObserver {
   /** Groups just read, with the wall-clock time by which each must be answered. */
   groupsRead(groups: { group: FaultGroup; deadlineWallMs: number }[]): void;
   beforeWrite(sourceId: number, answers: ResponseEntry[]): void;
+  /** The write returned: the source has these answers (or refused some). */
+  afterWrite(sourceId: number, answers: ResponseEntry[]): void;
   answered(group: FaultGroup, code: KernelCode, origin: AnswerOrigin): void;
 }
 
@@ -55,6 +57,7 @@ export class AnswerWriter implements AnswerSink {
       }
       this.observer.beforeWrite(sourceId, answers);
       const { refused } = source.writeAnswers(answers);
+      this.observer.afterWrite(sourceId, answers);
       if (refused.length > 0) {
         this.metrics.refused += refused.length;
         this.log("the fault source refused answers", { source: source.description, count: refused.length, first: refused[0] });

@@ -4,7 +4,11 @@ import { parseRelayConfig, RelayConfig } from "./config.js";
 
 export const DEMO_DEV_IDS = [1, 2, 3, 4, 5, 6, 7, 8];
 
-export function demoConfig(): RelayConfig {
+export function demoConfigJson(): string {
   const devices = DEMO_DEV_IDS.map((devId) => ({ devId, endpointId: 0x10 + devId, name: `demo-dev${devId}` }));
-  return parseRelayConfig(JSON.stringify({ viommu: "virtio-iommu", devices }), "(built-in demo config)");
+  return JSON.stringify({ viommu: "virtio-iommu", devices }, null, 2);
+}
+
+export function demoConfig(): RelayConfig {
+  return parseRelayConfig(demoConfigJson(), "(built-in demo config)");
 }

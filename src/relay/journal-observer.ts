@@ -11,6 +11,9 @@ export function journalObserver(journal: Journal, liveGroups: () => { group: Fau
     groupsRead: (groups) => journal.recordRead(groups),
     beforeWrite: (sourceId: number, answers: ResponseEntry[]) => {
       journal.recordAnswering(answers.map((a) => ({ sourceId, cookie: a.cookie })));
+    },
+    afterWrite: (sourceId: number, answers: ResponseEntry[]) => {
+      journal.recordAnswered(answers.map((a) => ({ sourceId, cookie: a.cookie })));
       if (journal.needsCompaction) journal.compact(liveGroups());
     },
     answered: () => undefined,

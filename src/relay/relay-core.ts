@@ -50,7 +50,7 @@ export type RelayEvent =
   | { kind: "session-up"; epoch: number; agent: string }
   | { kind: "session-down"; epoch: number; reason: string };
 
-const NO_OBSERVER: AnswerObserver = { groupsRead: () => undefined, beforeWrite: () => undefined, answered: () => undefined };
+const NO_OBSERVER: AnswerObserver = { groupsRead: () => undefined, beforeWrite: () => undefined, afterWrite: () => undefined, answered: () => undefined };
 
 export class RelayCore<D> {
   readonly metrics = new RelayMetrics();
@@ -84,6 +84,7 @@ export class RelayCore<D> {
     this.writer = new AnswerWriter(this.sources, this.metrics, {
       groupsRead: (groups) => observer.groupsRead(groups),
       beforeWrite: (id, answers) => observer.beforeWrite(id, answers),
+      afterWrite: (id, answers) => observer.afterWrite(id, answers),
       answered: (group, code, origin) => {
         observer.answered(group, code, origin);
         if (this.events.listenerCount("event") > 0) {

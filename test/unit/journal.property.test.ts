@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { decodeJournal, encodeAnswering, encodeRead, JournaledGroup } from "../../src/fault/journal-format.js";
+import { decodeJournal, encodeAnswering, encodeRead, JournaledGroup, RecordType } from "../../src/fault/journal-format.js";
 import { Journal } from "../../src/fault/journal.js";
 
 const groupArb = fc.record({
@@ -14,10 +14,11 @@ const groupArb = fc.record({
   pages: fc.array(fc.record({ addr: fc.nat({ max: 2 ** 40 }).map((p) => p * 4096), perm: fc.nat({ max: 15 }) }), { minLength: 1, maxLength: 3 }),
 });
 
-type Batch = { read: JournaledGroup[] } | { answering: { sourceId: number; cookie: number }[] };
+type Batch = { read: JournaledGroup[] } | { answering: { sourceId: number; cookie: number }[] } | { answered: { sourceId: number; cookie: number }[] };
 const batchArb: fc.Arbitrary<Batch> = fc.oneof(
   fc.array(fc.record({ group: groupArb.map((g) => ({ ...g, readAtMs: 0 })), deadlineWallMs: fc.integer({ min: 0, max: 2 ** 45 }) }), { minLength: 1, maxLength: 4 }).map((read) => ({ read })),
   fc.array(fc.record({ sourceId: fc.nat({ max: 3 }), cookie: fc.integer({ min: 1, max: 40 }) }), { minLength: 1, maxLength: 4 }).map((answering) => ({ answering })),
+  fc.array(fc.record({ sourceId: fc.nat({ max: 3 }), cookie: fc.integer({ min: 1, max: 40 }) }), { minLength: 1, maxLength: 4 }).map((answered) => ({ answered })),
 );
 
 function model(batches: Batch[]) {
@@ -25,7 +26,8 @@ function model(batches: Batch[]) {
   const maybe = new Set<string>();
   for (const b of batches) {
     if ("read" in b) for (const g of b.read) { const k = `${g.group.sourceId}:${g.group.cookie}`; maybe.delete(k); pending.set(k, g); }
-    else for (const a of b.answering) { const k = `${a.sourceId}:${a.cookie}`; pending.delete(k); maybe.add(k); }
+    else if ("answering" in b) for (const a of b.answering) { const k = `${a.sourceId}:${a.cookie}`; pending.delete(k); maybe.add(k); }
+    else for (const a of b.answered) { const k = `${a.sourceId}:${a.cookie}`; pending.delete(k); maybe.delete(k); }
   }
   return { pending, maybe };
 }
@@ -33,7 +35,7 @@ function model(batches: Batch[]) {
 test("replay equals the model, after every batch boundary and at every cut", (t) => {
   fc.assert(
     fc.property(fc.array(batchArb, { maxLength: 12 }), (batches) => {
-      const encoded = batches.map((b) => ("read" in b ? encodeRead(b.read) : encodeAnswering(b.answering)));
+      const encoded = batches.map((b) => ("read" in b ? encodeRead(b.read) : "answering" in b ? encodeAnswering(b.answering) : encodeAnswering(b.answered, RecordType.ANSWERED)));
       const whole = Buffer.concat(encoded);
       let boundary = 0;
       const boundaries = new Map<number, number>([[0, 0]]);
@@ -66,7 +68,10 @@ test("the journal file survives reopening and compaction keeps only live groups"
   t.deepEqual(first.recovered.pending, []);
   first.journal.recordRead([g(1), g(2), g(3)]);
   first.journal.recordAnswering([{ sourceId: 1, cookie: 2 }]);
+  first.journal.recordAnswered([{ sourceId: 1, cookie: 2 }]);
+  first.journal.recordAnswering([{ sourceId: 1, cookie: 9 }]);
   t.true(first.journal.needsCompaction);
+  t.deepEqual(Journal.open(path).recovered.maybeAnswered, [{ sourceId: 1, cookie: 9 }], "only the answer caught in its write is in doubt");
   first.journal.compact([g(1), g(3)]);
   first.journal.recordRead([g(4)]);
   first.journal.close();
