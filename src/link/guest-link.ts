@@ -74,11 +74,7 @@ export class GuestLink extends LinkPeer {
     const session = this.session;
     if (!session) return 0;
     const live = responses.filter((r) => this.held.delete(r.tag ?? 0));
-    const max = session.agreement.limits.maxBatch;
-    for (let i = 0; i < live.length; i += max) {
-      const batch = live.length <= max ? live : live.slice(i, i + max);
-      this.channel.send(RequestCode.PAGE_RESPONSES, 0, this.channel.newRequestId(), pb.PageResponseBatch, { responses: batch });
-    }
+    this.sendBatched(RequestCode.PAGE_RESPONSES, pb.PageResponseBatch, live, session.agreement.limits.maxBatch, (batch) => ({ responses: batch }));
     return live.length;
   }
 

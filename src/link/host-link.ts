@@ -75,25 +75,14 @@ export class HostLink extends LinkPeer {
    * The caller keeps within the credit window; the link does not queue.
    */
   sendPageRequests(requests: IPageRequest[]): boolean {
-    const session = this.requireSession("send page requests");
-    const max = session.agreement.limits.maxBatch;
-    let writable = true;
-    for (let i = 0; i < requests.length; i += max) {
-      const batch = requests.length <= max ? requests : requests.slice(i, i + max);
-      writable = this.channel.send(RequestCode.PAGE_REQUESTS, 0, this.channel.newRequestId(), pb.PageRequestBatch, { requests: batch });
-    }
-    return writable;
+    const { maxBatch } = this.requireSession("send page requests").agreement.limits;
+    return this.sendBatched(RequestCode.PAGE_REQUESTS, pb.PageRequestBatch, requests, maxBatch, (batch) => ({ requests: batch }));
   }
 
   /** Tells the agent the host answered these tags itself (needs FEATURE_CANCELS). */
   sendCancels(tags: number[], reason: iopf.link.v1.CancelReason): boolean {
-    const session = this.requireSession("send cancels");
-    const max = session.agreement.limits.maxBatch;
-    let writable = true;
-    for (let i = 0; i < tags.length; i += max) {
-      writable = this.channel.send(RequestCode.PAGE_CANCELS, 0, this.channel.newRequestId(), pb.PageCancelBatch, { tags: tags.slice(i, i + max), reason });
-    }
-    return writable;
+    const { maxBatch } = this.requireSession("send cancels").agreement.limits;
+    return this.sendBatched(RequestCode.PAGE_CANCELS, pb.PageCancelBatch, tags, maxBatch, (batch) => ({ tags: batch, reason }));
   }
 
   protected sessionActive(): boolean {

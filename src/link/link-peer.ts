@@ -9,6 +9,7 @@ import { Liveness } from "./liveness.js";
 import { EmptyBody, Inbound, pb } from "./messages.js";
 import { RequestCode } from "./request-code.js";
 import { DEFAULT_RESYNC_TIMERS, Resync, ResyncTimers } from "./resync.js";
+import type { Encodable } from "./frame-sender.js";
 import { MarkerKind } from "./sync-marker.js";
 import { ByteStream } from "./transport/byte-stream.js";
 import { iopf } from "../gen/guest_link.js";
@@ -73,6 +74,19 @@ export abstract class LinkPeer {
     this.channel.send(RequestCode.ERROR, 0, this.channel.newRequestId(), pb.Error, { code: err.code, message: err.message });
     this.endSession(err.message);
     this.resync.start();
+  }
+
+  /**
+   * Sends items in frames of at most maxBatch entries, each built by body();
+   * false when the stream asks to wait for "drain".
+   */
+  protected sendBatched<T, B>(code: number, type: Encodable<B>, items: T[], maxBatch: number, body: (batch: T[]) => B): boolean {
+    let writable = true;
+    for (let i = 0; i < items.length; i += maxBatch) {
+      const batch = items.length <= maxBatch ? items : items.slice(i, i + maxBatch);
+      writable = this.channel.send(code, 0, this.channel.newRequestId(), type, body(batch));
+    }
+    return writable;
   }
 
   protected replyAck(msg: { id: number; needReply: boolean }, code: number): void {

@@ -181,3 +181,34 @@ export async function checkSequentialClients(
     t.is(await closed, undefined);
   }
 }
+
+/** Runs `run` on a connected client/server pair from a fresh listener, then closes all three. */
+export async function withListenerPair<L extends StreamListener>(
+  listen: () => Promise<L>,
+  connect: (listener: L) => Promise<ByteStream>,
+  run: (pair: Pair) => Promise<void>,
+): Promise<void> {
+  const listener = await listen();
+  try {
+    const accepted = nextConnection(listener);
+    const client = await connect(listener);
+    const server = await accepted;
+    try {
+      await run({ client, server });
+    } finally {
+      client.destroy();
+      server.destroy();
+    }
+  } finally {
+    await listener.close();
+  }
+}
+
+/** Registers the checks every connected transport passes, on pairs from withPair. */
+export function registerStreamChecks(test: (title: string, impl: (t: ExecutionContext) => Promise<void>) => void, withPair: (run: (pair: Pair) => Promise<void>) => Promise<void>): void {
+  test("bytes arrive intact and in order both ways", (t) => withPair((pair) => checkBothWays(t, pair)));
+  test("multi-megabyte transfer with backpressure, client to server", (t) => withPair(({ client, server }) => checkBulk(t, client, server)));
+  test("multi-megabyte transfer with backpressure, server to client", (t) => withPair(({ client, server }) => checkBulk(t, server, client)));
+  test("end() closes both sides once", (t) => withPair((pair) => checkEnd(t, pair)));
+  test("destroy(err) closes once with the error", (t) => withPair((pair) => checkDestroy(t, pair)));
+}

@@ -1,30 +1,18 @@
 import test from "ava";
 import { connectTcp, TcpListener } from "../../src/link/transport/tcp.js";
 import { listen } from "../../src/link/transport/connect.js";
-import { checkBothWays, checkBulk, checkDestroy, checkEnd, checkSequentialClients, nextConnection, type Pair } from "./transport-conformance.js";
+import {
+  checkSequentialClients,
+  type Pair,
+  registerStreamChecks,
+  withListenerPair,
+} from "./transport-conformance.js";
 
-async function withPair(run: (pair: Pair) => Promise<void>): Promise<void> {
-  const listener = await TcpListener.listen("127.0.0.1", 0);
-  try {
-    const accepted = nextConnection(listener);
-    const client = await connectTcp("127.0.0.1", listener.address.port);
-    const server = await accepted;
-    try {
-      await run({ client, server });
-    } finally {
-      client.destroy();
-      server.destroy();
-    }
-  } finally {
-    await listener.close();
-  }
+function withPair(run: (pair: Pair) => Promise<void>): Promise<void> {
+  return withListenerPair(() => TcpListener.listen("127.0.0.1", 0), (l) => connectTcp("127.0.0.1", l.address.port), run);
 }
 
-test("bytes arrive intact and in order both ways", (t) => withPair((pair) => checkBothWays(t, pair)));
-test("multi-megabyte transfer with backpressure, client to server", (t) => withPair(({ client, server }) => checkBulk(t, client, server)));
-test("multi-megabyte transfer with backpressure, server to client", (t) => withPair(({ client, server }) => checkBulk(t, server, client)));
-test("end() closes both sides once", (t) => withPair((pair) => checkEnd(t, pair)));
-test("destroy(err) closes once with the error", (t) => withPair((pair) => checkDestroy(t, pair)));
+registerStreamChecks(test, withPair);
 
 test("a listener serves several clients in turn", async (t) => {
   const listener = await TcpListener.listen("127.0.0.1", 0);

@@ -4,7 +4,13 @@ import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connectUnix, UnixListener } from "../../src/link/transport/unix.js";
-import { checkBothWays, checkBulk, checkDestroy, checkEnd, checkSequentialClients, nextConnection, type Pair } from "./transport-conformance.js";
+import {
+  checkSequentialClients,
+  nextConnection,
+  type Pair,
+  registerStreamChecks,
+  withListenerPair,
+} from "./transport-conformance.js";
 
 const dirs: string[] = [];
 const socketPath = () => {
@@ -14,28 +20,11 @@ const socketPath = () => {
 };
 test.after.always(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
 
-async function withPair(run: (pair: Pair) => Promise<void>): Promise<void> {
-  const listener = await UnixListener.listen(socketPath());
-  try {
-    const accepted = nextConnection(listener);
-    const client = await connectUnix(listener.path);
-    const server = await accepted;
-    try {
-      await run({ client, server });
-    } finally {
-      client.destroy();
-      server.destroy();
-    }
-  } finally {
-    await listener.close();
-  }
+function withPair(run: (pair: Pair) => Promise<void>): Promise<void> {
+  return withListenerPair(() => UnixListener.listen(socketPath()), (l) => connectUnix(l.path), run);
 }
 
-test("bytes arrive intact and in order both ways", (t) => withPair((pair) => checkBothWays(t, pair)));
-test("multi-megabyte transfer with backpressure, client to server", (t) => withPair(({ client, server }) => checkBulk(t, client, server)));
-test("multi-megabyte transfer with backpressure, server to client", (t) => withPair(({ client, server }) => checkBulk(t, server, client)));
-test("end() closes both sides once", (t) => withPair((pair) => checkEnd(t, pair)));
-test("destroy(err) closes once with the error", (t) => withPair((pair) => checkDestroy(t, pair)));
+registerStreamChecks(test, withPair);
 
 test("a listener serves several clients in turn", async (t) => {
   const listener = await UnixListener.listen(socketPath());

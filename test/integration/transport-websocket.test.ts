@@ -3,42 +3,23 @@ import { WebSocket, WebSocketServer } from "ws";
 import { connectWebSocket, WebSocketListener, WS_MAX_PAYLOAD } from "../../src/link/transport/websocket.js";
 import { listen } from "../../src/link/transport/connect.js";
 import {
-  checkBothWays,
-  checkBulk,
-  checkDestroy,
-  checkEnd,
   checkSequentialClients,
   Collector,
   nextConnection,
   pattern,
   watchClose,
   type Pair,
+  registerStreamChecks,
+  withListenerPair,
 } from "./transport-conformance.js";
 
 const urlOf = (l: WebSocketListener) => `ws://127.0.0.1:${l.address.port}${l.address.path}`;
 
-async function withPair(run: (pair: Pair) => Promise<void>): Promise<void> {
-  const listener = await WebSocketListener.listen("127.0.0.1", 0, "/link");
-  try {
-    const accepted = nextConnection(listener);
-    const client = await connectWebSocket(urlOf(listener));
-    const server = await accepted;
-    try {
-      await run({ client, server });
-    } finally {
-      client.destroy();
-      server.destroy();
-    }
-  } finally {
-    await listener.close();
-  }
+function withPair(run: (pair: Pair) => Promise<void>): Promise<void> {
+  return withListenerPair(() => WebSocketListener.listen("127.0.0.1", 0, "/link"), (l) => connectWebSocket(urlOf(l)), run);
 }
 
-test("bytes arrive intact and in order both ways", (t) => withPair((pair) => checkBothWays(t, pair)));
-test("multi-megabyte transfer with backpressure, client to server", (t) => withPair(({ client, server }) => checkBulk(t, client, server)));
-test("multi-megabyte transfer with backpressure, server to client", (t) => withPair(({ client, server }) => checkBulk(t, server, client)));
-test("end() closes both sides once", (t) => withPair((pair) => checkEnd(t, pair)));
-test("destroy(err) closes once with the error", (t) => withPair((pair) => checkDestroy(t, pair)));
+registerStreamChecks(test, withPair);
 
 test("a listener serves several clients in turn", async (t) => {
   const listener = await WebSocketListener.listen("127.0.0.1", 0, "/link");

@@ -5,6 +5,7 @@ import { HostLink, HostSession } from "../../src/link/host-link.js";
 import { pb, WirePageRequest, WirePageResponse } from "../../src/link/messages.js";
 import { Capabilities } from "../../src/link/negotiation.js";
 import type { ByteStream } from "../../src/link/transport/byte-stream.js";
+import { memoryPair } from "./memory-stream.js";
 
 export const FAST_TIMERS = { syncRetryMinMs: 5, syncRetryMaxMs: 40 };
 
@@ -75,4 +76,14 @@ export function makeGuest(stream: ByteStream, capabilities?: Capabilities): Gues
     { ...(capabilities ? { capabilities } : {}), software: "test-guest", resyncTimers: FAST_TIMERS },
   );
   return rec;
+}
+
+/** A host and a guest link on an in-memory pair, both started. */
+export function startPair(hostCaps?: Capabilities, guestCaps?: Capabilities) {
+  const [h, g] = memoryPair();
+  const host = makeHost(h, hostCaps);
+  const guest = makeGuest(g, guestCaps);
+  host.link.start();
+  guest.link.start();
+  return { h, g, host, guest };
 }

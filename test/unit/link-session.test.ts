@@ -2,7 +2,7 @@
 // handshake, traffic, resync after garbage and cuts, and an untrusted agent.
 import test from "ava";
 import { memoryPair, MemoryStream, until, tick } from "../support/memory-stream.js";
-import { makeGuest, makeHost } from "../support/link-peers.js";
+import { makeGuest, makeHost, startPair } from "../support/link-peers.js";
 import { pb } from "../../src/link/messages.js";
 import { buildFrame } from "../../src/link/frame-sender.js";
 import { RequestCode } from "../../src/link/request-code.js";
@@ -13,11 +13,7 @@ function request(tag: number) {
 }
 
 test("handshake, page requests answered by tag, credits", async (t) => {
-  const [h, g] = memoryPair();
-  const host = makeHost(h);
-  const guest = makeGuest(g);
-  host.link.start();
-  guest.link.start();
+  const { h, g, host, guest } = startPair();
   await until(() => host.ups.length === 1 && guest.ups.length === 1, 2000, "session up");
   t.is(host.ups[0]?.epoch, guest.ups[0]?.epoch);
   t.is(guest.ups[0]?.endpoints[0]?.name, "nic0");
@@ -34,11 +30,7 @@ test("handshake, page requests answered by tag, credits", async (t) => {
 });
 
 test("a batch larger than max_batch is split into frames the agent accepts", async (t) => {
-  const [h, g] = memoryPair();
-  const host = makeHost(h);
-  const guest = makeGuest(g, { ...OUR_CAPABILITIES, limits: { ...DEFAULT_LIMITS, maxBatch: 4 } });
-  host.link.start();
-  guest.link.start();
+  const { h, g, host, guest } = startPair(undefined, { ...OUR_CAPABILITIES, limits: { ...DEFAULT_LIMITS, maxBatch: 4 } });
   await until(() => host.ups.length === 1 && guest.ups.length === 1);
   host.link.sendPageRequests(Array.from({ length: 10 }, (_, i) => request(i + 1)));
   await until(() => host.responses.length === 10);
@@ -63,11 +55,7 @@ test("random bytes in both directions before the session converge to a clean ses
 });
 
 test("a session cut mid-frame, then a new host on the same port after a hangup, converges", async (t) => {
-  const [h, g] = memoryPair();
-  const host = makeHost(h);
-  const guest = makeGuest(g);
-  host.link.start();
-  guest.link.start();
+  const { h, g, host, guest } = startPair();
   await until(() => guest.ups.length === 1);
   // The old host dies after writing half a frame.
   const frame = buildFrame(RequestCode.PAGE_REQUESTS, 0, 77, pb.PageRequestBatch, { requests: [request(9)] });
@@ -88,11 +76,7 @@ test("a session cut mid-frame, then a new host on the same port after a hangup, 
 
 test("an agent restarted while the host is mid-frame: liveness ends the stale frame and they resync", async (t) => {
   const fastBeat = { ...OUR_CAPABILITIES, limits: { ...DEFAULT_LIMITS, heartbeatMs: 50 } };
-  const [h, g] = memoryPair();
-  const host = makeHost(h, fastBeat);
-  const guest = makeGuest(g, fastBeat);
-  host.link.start();
-  guest.link.start();
+  const { h, g, host, guest } = startPair(fastBeat, fastBeat);
   await until(() => host.ups.length === 1);
   // The old agent dies after writing the start of a frame that claims 60 KiB.
   const big = buildFrame(RequestCode.PAGE_RESPONSES, 0, 5, pb.PageResponseBatch, { responses: Array.from({ length: 200 }, (_, i) => ({ tag: i, code: 0 })) });
@@ -108,11 +92,7 @@ test("an agent restarted while the host is mid-frame: liveness ends the stale fr
 });
 
 test("a SYNC from the agent mid-session ends the session and a new one starts", async (t) => {
-  const [h, g] = memoryPair();
-  const host = makeHost(h);
-  const guest = makeGuest(g);
-  host.link.start();
-  guest.link.start();
+  const { h, g, host, guest } = startPair();
   await until(() => host.ups.length === 1);
   guest.link.start();
   await until(() => host.ups.length === 2 && guest.ups.length === 2, 2000, "second session");
@@ -121,11 +101,7 @@ test("a SYNC from the agent mid-session ends the session and a new one starts", 
 });
 
 test("an agent sending what only the relay may send ends the session, and the link recovers", async (t) => {
-  const [h, g] = memoryPair();
-  const host = makeHost(h);
-  const guest = makeGuest(g);
-  host.link.start();
-  guest.link.start();
+  const { h, g, host, guest } = startPair();
   await until(() => host.ups.length === 1);
   g.write(buildFrame(RequestCode.PAGE_REQUESTS, 0, 999, pb.PageRequestBatch, { requests: [request(1)] }));
   await until(() => host.downs.length === 1);
@@ -134,11 +110,7 @@ test("an agent sending what only the relay may send ends the session, and the li
 });
 
 test("garbage mid-session from the agent ends the session, not the process", async (t) => {
-  const [h, g] = memoryPair();
-  const host = makeHost(h);
-  const guest = makeGuest(g);
-  host.link.start();
-  guest.link.start();
+  const { h, g, host, guest } = startPair();
   await until(() => host.ups.length === 1);
   g.write(Buffer.from("0100000001000000", "hex").subarray(0, 4));
   g.write(Buffer.alloc(12, 0xab));
@@ -148,11 +120,7 @@ test("garbage mid-session from the agent ends the session, not the process", asy
 });
 
 test("a refused handshake names both sides' versions and leaves the host idle", async (t) => {
-  const [h, g] = memoryPair();
-  const host = makeHost(h);
-  const guest = makeGuest(g, { ...OUR_CAPABILITIES, versionMin: 2, versionMax: 2 });
-  host.link.start();
-  guest.link.start();
+  const { h, g, host, guest } = startPair(undefined, { ...OUR_CAPABILITIES, versionMin: 2, versionMax: 2 });
   await until(() => guest.refused.length === 1);
   t.regex(guest.refused[0] ?? "", /host offers 1\.\.1, agent speaks 2\.\.2/);
   await tick(50);
@@ -162,11 +130,7 @@ test("a refused handshake names both sides' versions and leaves the host idle", 
 
 test("heartbeat silence ends the session on both sides", async (t) => {
   const fastBeat = { ...OUR_CAPABILITIES, limits: { ...DEFAULT_LIMITS, heartbeatMs: 50 } };
-  const [h, g] = memoryPair();
-  const host = makeHost(h, fastBeat);
-  const guest = makeGuest(g, fastBeat);
-  host.link.start();
-  guest.link.start();
+  const { h, g, host, guest } = startPair(fastBeat, fastBeat);
   await until(() => host.ups.length === 1);
   await tick(300);
   t.is(host.downs.length, 0, "heartbeats keep an idle session up");
@@ -178,11 +142,7 @@ test("heartbeat silence ends the session on both sides", async (t) => {
 });
 
 test("goodbye ends the session in order and close() closes the stream", async (t) => {
-  const [h, g] = memoryPair();
-  const host = makeHost(h);
-  const guest = makeGuest(g);
-  host.link.start();
-  guest.link.start();
+  const { h, g, host, guest } = startPair();
   await until(() => host.ups.length === 1);
   guest.link.close();
   await until(() => host.downs.length === 1 && host.closed);
