@@ -1,7 +1,10 @@
 // Installs what the project needs and is missing: npm packages from the
-// lock file. Debian packages for the VM tests are installed by scripts/vm
-// on first use. Uses Node built-ins only: it runs before node_modules exists.
-import { execFileSync } from "node:child_process";
+// lock file, and with --for-tests the Debian packages the tests use outside
+// the VM (gcc for the C emulator, python3 for the pty test helper, Debian's
+// Chromium for the dashboard test). The VM tests install theirs (QEMU, the
+// kernel source, busybox) on first use, from scripts/vm/prerequisites.ts.
+// Uses Node built-ins only: it runs before node_modules exists.
+import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join, dirname } from "node:path";
@@ -21,4 +24,19 @@ if (!existsSync(stamp) || readFileSync(stamp, "utf8") !== want) {
   console.error("setup: installing npm packages (npm ci)");
   execFileSync("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"], { cwd: root, stdio: "inherit" });
   writeFileSync(stamp, want);
+}
+
+// Debian packages, by the file that shows each is installed.
+const always = [["gcc", "/usr/bin/gcc"]];
+const forTests = [["python3", "/usr/bin/python3"], ["chromium", "/usr/bin/chromium"]];
+const needed = [...always, ...(process.argv.includes("--for-tests") ? forTests : [])].filter(([, file]) => !existsSync(file));
+if (needed.length > 0) {
+  const names = needed.map(([pkg]) => pkg);
+  const command = `apt-get update && apt-get install -y --no-install-recommends ${names.join(" ")}`;
+  if (process.getuid?.() !== 0 || spawnSync("apt-get", ["--version"]).status !== 0) {
+    console.error(`setup: missing Debian packages ${names.join(", ")}; install them as root with: ${command}`);
+    process.exit(1);
+  }
+  console.error(`setup: installing Debian packages: ${names.join(", ")}`);
+  execFileSync("sh", ["-c", command], { stdio: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
 }
