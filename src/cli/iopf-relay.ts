@@ -52,11 +52,11 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const opened = await openSources(
-    { faultFds: cli.faultFds, iommufd: cli.iommufd, builtIn: cli.sources, rate: cli.rate, devIds: cli.config ? config.devices.entries.map((e) => e.devId) : DEMO_DEV_IDS },
+    { faultFds: cli.faultFds, iommufd: cli.iommufd, builtIn: cli.sources, rate: cli.rate, devIds: cli.config ? config.devices.entries.map((e) => e.devId) : DEMO_DEV_IDS, journal: config.journal },
     log,
     (info) => process.stdout.write(JSON.stringify(info) + "\n"),
   );
-  const relay = await startRelay({ config, link: cli.link, sources: opened.sources, log, software: SOFTWARE, control: cli.control, emulator: opened.emulator });
+  const relay = await startRelay({ config, link: cli.link, sources: opened.sources, log, software: SOFTWARE, control: cli.control, emulator: opened.emulator, journal: opened.journal });
 
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {

@@ -1,18 +1,22 @@
 // Assembles a running relay from its parts, in the order crash safety needs:
-// open the journal; answer what a previous run may have been answering;
-// start the sources; hand back the groups a previous run read and never
-// answered; then serve the agent.
+// the journal was opened, and what a previous run may have been answering
+// was answered, with the sources (openSources, before the first read); start
+// the sources; hand back the groups a previous run read and never answered;
+// then serve the agent.
+import { KernelEmulator } from "../fault/emulator/kernel-emulator.js";
 import { FaultSource } from "../fault/fault-source.js";
-import { Journal } from "../fault/journal.js";
+import { SyntheticSource } from "../fault/sources/synthetic-source.js";
 import { OUR_CAPABILITIES } from "../link/negotiation.js";
 import { WireEndpoint } from "../link/messages.js";
 import { DeviceMap, GuestTarget } from "../viommu/device-map.js";
 import { GuestDevices } from "../viommu/guest-devices.js";
 import { RelayConfig } from "./config.js";
+import { parseControlAddress } from "./control/control-address.js";
+import { ControlServer, startControlServer } from "./control/control-server.js";
 import { journalObserver } from "./journal-observer.js";
 import { LinkEndpoint, LinkEndpointSpec, openLinkEndpoint } from "./link-endpoint.js";
 import { Logger } from "./log.js";
-import { answerMaybeAnswered } from "./recovery.js";
+import { OpenedJournal } from "./recovery.js";
 import { RelayCore } from "./relay-core.js";
 
 export interface DaemonOptions {
@@ -21,11 +25,18 @@ export interface DaemonOptions {
   sources: FaultSource[];
   log: Logger;
   software: string;
+  /** Serve the control plane (metrics, status, events, dashboard) on this address; off when absent. */
+  control?: string | null;
+  /** The kernel emulator behind one of the sources, for the control server's inject. */
+  emulator?: KernelEmulator | null;
+  /** The journal opened with the sources (openSources); required when config.journal is set. */
+  journal?: OpenedJournal | null;
 }
 
 export interface RunningRelay {
   core: RelayCore<GuestTarget>;
   endpoint: LinkEndpoint;
+  control: ControlServer | null;
   stop(): Promise<void>;
 }
 
@@ -41,7 +52,11 @@ export function helloEndpoints(map: DeviceMap): WireEndpoint[] {
 
 export async function startRelay(opts: DaemonOptions): Promise<RunningRelay> {
   const { config, log } = opts;
-  const opened = config.journal ? Journal.open(config.journal) : null;
+  // A bad control address is a usage error: found before anything is opened.
+  const controlAddress = opts.control ? parseControlAddress(opts.control) : null;
+  const startedAtMs = performance.now();
+  const opened = opts.journal ?? null;
+  if (config.journal && !opened) throw new Error(`startRelay: config.journal is ${config.journal} but no journal was opened; open it with the sources (openSources with journal), which settles it before the first read`);
   const devices = new GuestDevices(config.devices, {
     deadlineCode: config.deadlineCode,
     unfit: (group, detail) => log.level("warn", "a mapped group the vIOMMU model cannot show was answered INVALID", { devId: group.devId, detail }),
@@ -57,33 +72,38 @@ export async function startRelay(opts: DaemonOptions): Promise<RunningRelay> {
     ledger: config.ledger,
     maxPagesPerGroup: config.maxPagesPerGroup,
     sessionGraceMs: config.sessionGraceMs,
-    ...(opened ? { observer: journalObserver(opened.journal, () => core.liveGroups()) } : {}),
+    ...(opened ? { observer: journalObserver(opened.journal, opened.pauseReads, log) } : {}),
     log,
   });
 
-  if (opened) {
-    const byId = new Map(opts.sources.map((s) => [s.id, s]));
-    const report = answerMaybeAnswered(opened.recovered, byId);
-    log("journal replayed", { path: config.journal, pending: opened.recovered.pending.length, ...report, tornBytes: opened.recovered.tornBytes });
-  }
   for (const source of opts.sources) core.addSource(source);
-  if (opened) core.adoptRecovered(opened.recovered.pending);
+  if (opened) core.adoptRecovered(opened.pending);
 
   const endpoint = await openLinkEndpoint(opts.link, (stream) => core.attach(stream), log);
-  log("relay ready", { link: endpoint.description, sources: opts.sources.map((s) => s.description), viommu: config.devices.viommu, devices: config.devices.entries.length });
+  const control = controlAddress === null ? null : await startControlServer({
+    address: controlAddress,
+    view: { core, devices: config.devices.entries, viommu: config.devices.viommu, sources: opts.sources.map((s) => s.description), software: opts.software, startedAtMs },
+    injectors: { synthetic: opts.sources.find((s): s is SyntheticSource => s instanceof SyntheticSource) ?? null, emulator: opts.emulator ?? null },
+    log,
+  }).catch(async (err: Error) => {
+    // The relay would run unseen; better not to run at all, and to answer what was read.
+    await endpoint.close();
+    await core.shutdown();
+    throw err;
+  });
+  log("relay ready", { link: endpoint.description, sources: opts.sources.map((s) => s.description), viommu: config.devices.viommu, devices: config.devices.entries.length, ...(control ? { control: control.description } : {}) });
 
   let stopped: Promise<void> | null = null;
   return {
     core,
     endpoint,
+    control,
     stop: () => {
       stopped ??= (async () => {
+        await control?.close();
         await endpoint.close();
         await core.shutdown();
-        if (opened) {
-          opened.journal.compact([]);
-          opened.journal.close();
-        }
+        await opened?.journal.close();
       })();
       return stopped;
     },

@@ -1,0 +1,121 @@
+// GET /api/status: one JSON snapshot of the relay for iopfctl and the
+// dashboard. Counters are totals since start; viewers derive rates from two
+// snapshots, so the relay keeps no timers or windows for them.
+import { DeviceStats } from "./device-stats.js";
+import { EventStream } from "./event-stream.js";
+import { LATENCY_BOUNDS_US, RelayView } from "./relay-view.js";
+
+export interface DeviceStatus {
+  devId: number;
+  name: string;
+  endpoint: number;
+  deadlineMs: number;
+  groups: number;
+  success: number;
+  invalid: number;
+  expired: number;
+  meanLatencyUs: number;
+}
+
+export interface RelayStatus {
+  software: string;
+  pid: number;
+  uptimeS: number;
+  /** Wall-clock milliseconds of this snapshot. */
+  now: number;
+  viommu: string;
+  sources: string[];
+  /** Whether POST /api/inject is served (the relay has a synthetic source or the kernel emulator). */
+  inject: { synthetic: boolean; emulator: boolean };
+  session: { state: string; epoch: number | null; agent: string | null; up: number; down: number; lastDownReason: string };
+  creditWindow: number;
+  inFlight: number;
+  queued: number;
+  counters: {
+    records: number;
+    groups: number;
+    sent: number;
+    answered: number;
+    deadlines: number;
+    refused: number;
+    unknownCodes: number;
+    answers: Record<string, { success: number; invalid: number }>;
+    dropped: Record<string, number>;
+  };
+  /** Buckets hold the answers whose latency is at most leUs and above the previous bound; `over` those above the last. */
+  latencyUs: { count: number; p50: number; p90: number; p99: number; max: number; buckets: { leUs: number; count: number }[]; over: number };
+  devices: DeviceStatus[];
+  viewers: number;
+  eventsLost: number;
+}
+
+export function relayStatus(view: RelayView, stats: DeviceStats, stream: EventStream, inject: RelayStatus["inject"]): RelayStatus {
+  const { core } = view;
+  const m = core.metrics;
+  const session = core.currentSession;
+  const cumulative = m.latency.cumulative(LATENCY_BOUNDS_US);
+  const mapped = new Set(view.devices.map((d) => d.devId));
+  const devices: DeviceStatus[] = [];
+  const seen = new Set<number>();
+  for (const d of view.devices) {
+    if (seen.has(d.devId)) continue;
+    seen.add(d.devId);
+    devices.push(deviceStatus(d.devId, d.name, d.endpoint, d.deadlineMs, stats));
+  }
+  // Devices that fault without being in the map are answered INVALID at once; show them too.
+  for (const devId of stats.byDev.keys()) if (!mapped.has(devId)) devices.push(deviceStatus(devId, "(not in the device map)", -1, 0, stats));
+  return {
+    software: view.software,
+    pid: process.pid,
+    uptimeS: Math.round((performance.now() - view.startedAtMs) / 100) / 10,
+    now: Date.now(),
+    viommu: view.viommu,
+    sources: view.sources,
+    inject,
+    session: {
+      state: m.sessionState,
+      epoch: session?.epoch ?? null,
+      agent: session?.agentSoftware ?? null,
+      up: m.sessionsUp,
+      down: m.sessionsDown,
+      lastDownReason: m.lastSessionDownReason,
+    },
+    creditWindow: m.creditWindow,
+    inFlight: core.inFlight,
+    queued: core.queued,
+    counters: {
+      records: m.records,
+      groups: m.groups,
+      sent: m.groupsSent,
+      answered: m.totalAnswers(),
+      deadlines: (m.answers.get("deadline")?.success ?? 0) + (m.answers.get("deadline")?.invalid ?? 0),
+      refused: m.refused,
+      unknownCodes: m.unknownCodes,
+      answers: Object.fromEntries([...m.answers].map(([k, v]) => [k, { ...v }])),
+      dropped: Object.fromEntries(m.dropped),
+    },
+    latencyUs: {
+      count: m.latency.count,
+      p50: m.latency.quantile(0.5),
+      p90: m.latency.quantile(0.9),
+      p99: m.latency.quantile(0.99),
+      max: m.latency.maxUs,
+      // Per bucket, not cumulative: what a bar chart draws.
+      buckets: LATENCY_BOUNDS_US.map((leUs, i) => ({ leUs, count: (cumulative[i] ?? 0) - (i > 0 ? cumulative[i - 1] ?? 0 : 0) })),
+      over: m.latency.count - (cumulative[cumulative.length - 1] ?? 0),
+    },
+    devices,
+    viewers: stream.viewerCount,
+    eventsLost: stream.lostTotal,
+  };
+}
+
+function deviceStatus(devId: number, name: string, endpoint: number, deadlineMs: number, stats: DeviceStats): DeviceStatus {
+  const c = stats.byDev.get(devId) ?? { groups: 0, success: 0, invalid: 0, expired: 0, latencySumUs: 0 };
+  const answered = c.success + c.invalid + c.expired;
+  return {
+    devId, name, endpoint, deadlineMs,
+    groups: c.groups, success: c.success, invalid: c.invalid, expired: c.expired,
+    meanLatencyUs: answered > 0 ? Math.round(c.latencySumUs / answered) : 0,
+  };
+}
