@@ -6,6 +6,7 @@ import { LinkEndpointSpec } from "./link-endpoint.js";
 import { LogFormat, LogLevel } from "./log.js";
 
 export const USAGE = `usage: iopf-relay [options]
+       iopf-relay print-qemu-args --vm NAME [...]   the QEMU arguments for a VM's port (print-qemu-args --help)
 
 The agent's channel (exactly one):
   --socket-path PATH    listen on a Unix socket (QEMU's chardev connects: -chardev socket,path=PATH,reconnect=1)
