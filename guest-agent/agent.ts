@@ -35,6 +35,7 @@ export class Agent {
   private readonly stopping = new AbortController();
   private session: SessionClient | null = null;
   private loop: Promise<void> = Promise.resolve();
+  private lastStream: ByteStream | null = null;
 
   private constructor(
     private readonly options: AgentOptions,
@@ -72,6 +73,22 @@ export class Agent {
     await this.app?.close();
     this.processes.closeAll();
     this.options.log.info("stopped", { counters: this.counters.snapshot() });
+  }
+
+  /**
+   * Waits until the port's fd is closed, so that the process can exit: a
+   * read sleeping in the kernel keeps libuv's shutdown waiting for ever. The
+   * relay's reply to our goodbye ends that read. False when it did not end
+   * within timeoutMs (a relay connected but silent).
+   */
+  async released(timeoutMs: number): Promise<boolean> {
+    const released = this.lastStream?.released;
+    if (!released) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+    const done = await Promise.race([released.then(() => true), timeout]);
+    clearTimeout(timer);
+    return done;
   }
 
   private async run(): Promise<void> {
@@ -119,6 +136,7 @@ export class Agent {
       this.counters,
     );
     this.session = session;
+    this.lastStream = stream;
     session.start();
     const err = await session.done;
     this.session = null;

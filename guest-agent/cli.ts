@@ -54,7 +54,13 @@ async function main(): Promise<void> {
     // A second signal means "now": skip waiting for the goodbye to be written.
     if (++signals > 1) process.exit(1);
     log.info("stopping", { signal: sig });
-    void agent.stop(`iopf-agent received ${sig}`).then(() => process.exit(0));
+    void agent.stop(`iopf-agent received ${sig}`).then(async () => {
+      if (await agent.released(2000)) process.exit(0);
+      // No exit can interrupt a read sleeping on the port; only the relay's
+      // data or its leaving can. It stayed connected and silent.
+      log.warn("the relay did not answer the goodbye within 2 s; a read on the port cannot be interrupted, so the agent kills itself", {});
+      process.kill(process.pid, "SIGKILL");
+    });
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);

@@ -34,6 +34,11 @@ export interface RunVmOptions {
   onConsoleLine?: (line: string) => void;
   /** Extra kernel command-line arguments. */
   kernelArgs?: string[];
+  /**
+   * Stops the VM (QEMU gets SIGTERM) when aborted: for a VM that serves
+   * another one until that one is done, and so never runs its job to the end.
+   */
+  signal?: AbortSignal;
 }
 
 export interface VmResult {
@@ -41,6 +46,8 @@ export interface VmResult {
   exitCode: number | null;
   console: string;
   timedOut: boolean;
+  /** The caller's signal stopped the VM. */
+  stopped: boolean;
   /** From spawning QEMU to its exit. */
   durationMs: number;
   /** From spawning QEMU to /init's first line; null if /init never ran. */
@@ -53,6 +60,15 @@ const DEFAULT_MEMORY_MIB = 1024;
 const DEFAULT_TIMEOUT_MS = 5 * 60_000;
 const EXIT_LINE = /^IOPF-VM-EXIT (\d+)$/;
 const INIT_LINE = /^IOPF-VM-INIT uptime=([\d.]+)$/;
+
+/**
+ * One virtio-serial port in each of two VMs, joined by one Unix socket with
+ * no host process between: the first VM's QEMU listens on socketPath, the
+ * second's connects (retrying every second until the first is up).
+ */
+export function wiredPorts(name: string, socketPath: string): [VmPort, VmPort] {
+  return [{ name, socketPath, server: true }, { name, socketPath, server: false }];
+}
 
 function qemuArgs(bzImage: string, initrd: string, opts: RunVmOptions): string[] {
   const args = [
@@ -106,6 +122,7 @@ function boot(args: string[], opts: RunVmOptions): Promise<VmResult> {
     let bootToInitMs: number | null = null;
     let guestUptimeAtInitMs: number | null = null;
     let timedOut = false;
+    let stopped = false;
     let stderr = "";
 
     const onLine = (raw: string) => {
@@ -138,23 +155,33 @@ function boot(args: string[], opts: RunVmOptions): Promise<VmResult> {
       qemu.kill("SIGKILL");
     }, timeoutMs);
 
+    const onAbort = (): void => {
+      stopped = true;
+      log?.write("\n[host] VM stopped by the caller\n");
+      qemu.kill("SIGTERM");
+    };
+    if (opts.signal?.aborted) onAbort();
+    else opts.signal?.addEventListener("abort", onAbort, { once: true });
+
     qemu.on("error", (e) => {
       clearTimeout(timer);
+      opts.signal?.removeEventListener("abort", onAbort);
       log?.end();
       reject(new Error(`could not start qemu-system-x86_64: ${e.message}; install it with: apt-get install -y --no-install-recommends qemu-system-x86`));
     });
     qemu.on("close", (code, signal) => {
       clearTimeout(timer);
+      opts.signal?.removeEventListener("abort", onAbort);
       if (partial) onLine(partial);
       log?.end();
       const durationMs = Date.now() - started;
       // QEMU exits 0 after the guest's poweroff; anything else before /init ran
       // is a host-side problem (bad option, missing file), not a guest result.
-      if (!timedOut && code !== 0 && bootToInitMs === null) {
+      if (!timedOut && !stopped && code !== 0 && bootToInitMs === null) {
         return reject(new Error(`qemu-system-x86_64 exited with ${signal ?? code} before the guest ran /init, expected a boot; ` +
           `stderr:\n${stderr.trim()}\ncommand: qemu-system-x86_64 ${args.join(" ")}`));
       }
-      resolve({ exitCode, console: lines.join("\n"), timedOut, durationMs, bootToInitMs, guestUptimeAtInitMs });
+      resolve({ exitCode, console: lines.join("\n"), timedOut, stopped, durationMs, bootToInitMs, guestUptimeAtInitMs });
     });
   });
 }

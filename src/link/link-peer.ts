@@ -10,7 +10,7 @@ import { EmptyBody, Inbound, pb } from "./messages.js";
 import { RequestCode } from "./request-code.js";
 import { DEFAULT_RESYNC_TIMERS, Resync, ResyncTimers } from "./resync.js";
 import type { Encodable } from "./frame-sender.js";
-import { MarkerKind } from "./sync-marker.js";
+import { MarkerKind, newNonce } from "./sync-marker.js";
 import { ByteStream } from "./transport/byte-stream.js";
 import { iopf } from "../gen/guest_link.js";
 
@@ -52,18 +52,26 @@ export abstract class LinkPeer {
     return this.channel.stream.description;
   }
 
-  /** Ends the session in order and closes the stream once the goodbye is written. */
+  /**
+   * Ends the session in order and closes the stream once the goodbye is
+   * written. The last thing written asks the peer for a reply (GOODBYE with
+   * NEED_REPLY in a session, otherwise a SYNC, which every peer answers with
+   * an ACK): on a virtio-serial port that reply is what completes the read
+   * sleeping in the kernel, so that the port's fd can be released
+   * (ByteStream.released) and the process can exit.
+   */
   close(reason: GoodbyeReason = pb.GoodbyeReason.GOODBYE_SHUTDOWN, message = "shutting down"): void {
     if (this.stopped) return;
-    this.goodbye(reason, message);
+    if (this.sessionActive()) this.goodbye(reason, message, true);
+    else this.channel.sendMarker(MarkerKind.SYNC, newNonce());
     this.shutdown();
     this.channel.end();
   }
 
   /** Says goodbye to the peer and ends the session; the stream stays open. */
-  goodbye(reason: GoodbyeReason, message: string): void {
+  goodbye(reason: GoodbyeReason, message: string, needReply = false): void {
     if (this.sessionActive()) {
-      this.channel.send(RequestCode.GOODBYE, 0, this.channel.newRequestId(), pb.Goodbye, { reason, message });
+      this.channel.send(RequestCode.GOODBYE, needReply ? Flag.NEED_REPLY : 0, this.channel.newRequestId(), pb.Goodbye, { reason, message });
       this.endSession(`goodbye sent: ${message}`);
     }
   }

@@ -40,6 +40,13 @@ export interface ByteStream {
   destroy(err?: Error): void;
   on<E extends keyof ByteStreamEvents>(event: E, listener: ByteStreamEvents[E]): this;
   off<E extends keyof ByteStreamEvents>(event: E, listener: ByteStreamEvents[E]): this;
+  /**
+   * Set by streams whose OS resource can outlive "close" (a character
+   * device's fd, kept while a read sleeps in the kernel): resolves once it is
+   * gone. A process must not exit before, or libuv's shutdown waits for the
+   * sleeping read for ever.
+   */
+  readonly released?: Promise<void>;
 }
 
 /** Accepts streams: a listening Unix or TCP socket, a WebSocket server. */

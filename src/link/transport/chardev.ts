@@ -50,9 +50,11 @@ export const NO_PEER_RETRY_MAX_MS = 250;
  * A read sleeping in the kernel cannot be cancelled: after end() or
  * destroy(), "close" is emitted at once but the fd is closed only when the
  * in-flight read (and write) return, i.e. when bytes arrive or the host
- * leaves. Until then the port stays open (EBUSY to a new opener) and the
- * pending read keeps the event loop alive: a process that must exit while
- * a host is connected calls process.exit().
+ * leaves. Until then the port stays open (EBUSY to a new opener), and no
+ * exit can end the process: process.exit() waits in libuv's shutdown for the
+ * sleeping pool thread. `released` resolves once the fd is closed; the link
+ * makes the peer write a last reply when it closes (LinkPeer.close) so that
+ * this happens while a host is connected.
  */
 export class CharDeviceStream extends StreamEvents implements ByteStream {
   private fd: number | undefined;
@@ -66,6 +68,8 @@ export class CharDeviceStream extends StreamEvents implements ByteStream {
   private queuedBytes = 0;
   private needDrain = false;
   private ending = false;
+  private markReleased: () => void = () => undefined;
+  readonly released: Promise<void> = new Promise((resolve) => (this.markReleased = resolve));
   private shutDown = false;
 
   constructor(
@@ -215,7 +219,7 @@ export class CharDeviceStream extends StreamEvents implements ByteStream {
     if (fd === undefined || this.reading || this.writing) return;
     this.fd = undefined;
     // Nothing is left to report a close error to: "close" was emitted.
-    close(fd, () => {});
+    close(fd, () => this.markReleased());
   }
 }
 
