@@ -34,6 +34,9 @@ export async function openLinkEndpoint(spec: LinkEndpointSpec, attach: (stream: 
   return connectWithRetry(spec.connect, attach, log);
 }
 
+/** A connection that lived this long resets the backoff; one closed sooner keeps it growing. */
+const STABLE_CONNECTION_MS = 2000;
+
 function connectWithRetry(address: string, attach: (stream: ByteStream) => void, log: Logger): LinkEndpoint {
   let closed = false;
   let current: ByteStream | null = null;
@@ -48,11 +51,13 @@ function connectWithRetry(address: string, attach: (stream: ByteStream) => void,
         stream.destroy();
         return;
       }
-      delayMs = 100;
+      const connectedAt = Date.now();
       current = stream;
       log("connected to the agent's channel", { to: stream.description });
       stream.on("close", () => {
         current = null;
+        // A peer that accepts and closes at once must not get a connect storm.
+        if (Date.now() - connectedAt >= STABLE_CONNECTION_MS) delayMs = 100;
         if (!closed) schedule();
       });
       attach(stream);
