@@ -4,6 +4,7 @@
 // node_modules and no native modules.
 import { readFileSync } from "node:fs";
 import { Agent } from "./agent.js";
+import { agentCapabilities } from "./capabilities.js";
 import { parseCli, USAGE } from "./cli-args.js";
 import { ConfigError, defaultConfig, parseConfig } from "./config.js";
 import { jsonLogger } from "./log.js";
@@ -47,7 +48,7 @@ async function main(): Promise<void> {
     log.error("unexpected failure; the agent exits so that it starts clean", { err: err.stack ?? err.message });
     process.exit(1);
   });
-  const agent = await Agent.start({ config, log });
+  const agent = await Agent.start({ config, log, capabilities: agentCapabilities(config) });
   log.info("started", { port: config.port, credits: config.credits, appSocket: config.appSocket, handlers: config.handlers.length });
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals): void => {

@@ -48,6 +48,10 @@ export interface AgentConfig {
   port: PortConfig;
   /** The credit window granted at each session start (clamped to max_in_flight). */
   credits: number;
+  /** Most groups the agent will ever hold: the max_in_flight it answers the relay's Hello with. */
+  maxInFlight: number;
+  /** Accept the relay's raw vIOMMU records (FEATURE_RAW_RECORDS); no built-in handler reads them, and they cost the relay encoding time. */
+  rawRecords: boolean;
   logLevel: LogLevel;
   /** Unix socket for guest programs (app handler, procmem registration); null disables it. */
   appSocket: string | null;
@@ -66,6 +70,8 @@ export function defaultConfig(): AgentConfig {
   return {
     port: { name: DEFAULT_PORT_NAME, path: null, connect: null, sysfsRoot: "/sys", devRoot: "/dev" },
     credits: 256,
+    maxInFlight: 4096,
+    rawRecords: false,
     logLevel: "info",
     appSocket: DEFAULT_APP_SOCKET,
     defaultBudgetUs: 100_000,
@@ -188,7 +194,7 @@ function nullableStr(v: unknown, where: string): string | null {
 export function parseConfig(json: unknown, where = "config"): AgentConfig {
   const c = defaultConfig();
   const o = object(json, where);
-  onlyKeys(o, where, ["port", "credits", "logLevel", "appSocket", "defaultBudgetUs", "deadlineMarginUs", "handlers", "retryMinMs", "retryMaxMs"]);
+  onlyKeys(o, where, ["port", "credits", "maxInFlight", "rawRecords", "logLevel", "appSocket", "defaultBudgetUs", "deadlineMarginUs", "handlers", "retryMinMs", "retryMaxMs"]);
   if (o.port !== undefined) {
     const p = object(o.port, `${where}.port`);
     onlyKeys(p, `${where}.port`, ["name", "path", "connect", "sysfsRoot", "devRoot"]);
@@ -200,6 +206,11 @@ export function parseConfig(json: unknown, where = "config"): AgentConfig {
     if (p.devRoot !== undefined) c.port.devRoot = str(p.devRoot, `${where}.port.devRoot`);
   }
   if (o.credits !== undefined) c.credits = uint(o.credits, `${where}.credits`, 1);
+  if (o.maxInFlight !== undefined) c.maxInFlight = uint(o.maxInFlight, `${where}.maxInFlight`, 1);
+  if (o.rawRecords !== undefined) {
+    if (typeof o.rawRecords !== "boolean") bad(`${where}.rawRecords`, "true or false", o.rawRecords);
+    c.rawRecords = o.rawRecords;
+  }
   if (o.logLevel !== undefined) {
     if (typeof o.logLevel !== "string" || !isLogLevel(o.logLevel)) bad(`${where}.logLevel`, `"error", "warn", "info" or "debug"`, o.logLevel);
     c.logLevel = o.logLevel;

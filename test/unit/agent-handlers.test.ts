@@ -3,6 +3,8 @@
 import test from "ava";
 import { LineReader, MAX_LINE_BYTES } from "../../guest-agent/app/protocol.js";
 import { ConfigError, parseConfig } from "../../guest-agent/config.js";
+import { agentCapabilities } from "../../guest-agent/capabilities.js";
+import { Feature } from "../../src/link/negotiation.js";
 import { FaultHandler, FAILURE, INVALID, SUCCESS } from "../../guest-agent/handlers/handler.js";
 import { GuardedResult, runGuarded } from "../../guest-agent/handlers/guard.js";
 import { findMapping, parseMaps } from "../../guest-agent/handlers/procmem/maps.js";
@@ -119,4 +121,12 @@ test("maps: parse and look up, skipping what lies above 2^53", (t) => {
   t.like(findMapping(maps, 0x7f0000030000), { shared: true });
   t.is(findMapping(maps, 0x7f0000022000), undefined);
   t.is(findMapping(maps, 0x10), undefined);
+});
+
+test("the agent declines raw records unless configured, and offers its configured max_in_flight", (t) => {
+  const plain = agentCapabilities(parseConfig({ maxInFlight: 100000 }));
+  t.is(plain.features & Feature.RAW_RECORDS, 0);
+  t.is(plain.limits.maxInFlight, 100000);
+  t.not(agentCapabilities(parseConfig({ rawRecords: true })).features & Feature.RAW_RECORDS, 0);
+  t.throws(() => parseConfig({ rawRecords: "yes" }), { message: /rawRecords/ });
 });
