@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+// `npm run bench`: measures the relay path against the C baseline and writes
+// bench-results.json, docs/performance.md and its charts (docs/img/).
+//   --quick          every load shortened (1.5 s loads, 20 s soak): the whole run in under 3 minutes
+//   --only a,b       run only these sections (throughput, latency, scale, deadline, soak, profile)
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync, renameSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { findings } from "./findings.js";
+import { describeMachine } from "./machine.js";
+import { ROOT } from "./paths.js";
+import { performancePage } from "./report.js";
+import { BenchContext, SectionResult } from "./section.js";
+import { deadline } from "./sections/deadline.js";
+import { latency } from "./sections/latency.js";
+import { profile } from "./sections/profile.js";
+import { scale } from "./sections/scale.js";
+import { soak } from "./sections/soak.js";
+import { throughput } from "./sections/throughput.js";
+
+const SECTIONS: Record<string, (ctx: BenchContext) => Promise<SectionResult>> = { throughput, latency, scale, deadline, soak, profile };
+
+/** The code measured: the commit, "-dirty" when the working tree differs from it (others may be mid-change). */
+function revision(): string {
+  const git = (...args: string[]): string => execFileSync("git", args, { cwd: ROOT, encoding: "utf8" }).trim();
+  return git("rev-parse", "--short", "HEAD") + (git("status", "--porcelain", "--untracked-files=no") ? "-dirty" : "");
+}
+
+function options(): { quick: boolean; only: string[] } {
+  const { values } = parseArgs({ options: { quick: { type: "boolean" }, only: { type: "string" } } });
+  const only = values.only ? values.only.split(",") : Object.keys(SECTIONS);
+  for (const s of only) {
+    if (!(s in SECTIONS)) throw new Error(`--only: unknown section "${s}"; expected a comma-separated list of ${Object.keys(SECTIONS).join(", ")}`);
+  }
+  return { quick: values.quick ?? false, only };
+}
+
+async function main(): Promise<void> {
+  const { quick, only } = options();
+  const started = Date.now();
+  const machine = describeMachine();
+  const imgDir = join(ROOT, "docs", "img");
+  const profileDir = join(ROOT, "build", "bench-profiles");
+  mkdirSync(imgDir, { recursive: true });
+  mkdirSync(profileDir, { recursive: true });
+  const ctx: BenchContext = {
+    quick,
+    loadMs: quick ? 1500 : 10_000,
+    warmUpMs: quick ? 300 : 2000,
+    soakMs: quick ? 20_000 : 600_000,
+    profileDir,
+    chart: (name, svg) => {
+      writeFileSync(join(imgDir, name), svg);
+      return name;
+    },
+    progress: (message) => process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${message}\n`),
+  };
+  ctx.progress(`machine: ${machine.nproc} CPUs, ${machine.cpuModel}, load average ${machine.loadAverageAtStart.join(" ")}`);
+  const sections: SectionResult[] = [];
+  for (const name of only) {
+    const result = await SECTIONS[name]!(ctx);
+    sections.push(result);
+    for (const n of result.notes) ctx.progress(`${name}: ${n}`);
+  }
+  const run = {
+    machine,
+    command: `npm run bench${process.argv.length > 2 ? " -- " + process.argv.slice(2).join(" ") : ""}`,
+    quick,
+    revision: revision(),
+    startedAt: new Date(started).toISOString(),
+    durationSeconds: (Date.now() - started) / 1000,
+  };
+  const results = join(ROOT, "bench-results.json");
+  // Written whole and renamed: an interrupted run never leaves half a file.
+  writeFileSync(results + ".tmp", JSON.stringify({ run, sections: Object.fromEntries(sections.map((s) => [s.id, s])) }, null, 2) + "\n");
+  renameSync(results + ".tmp", results);
+  writeFileSync(join(ROOT, "docs", "performance.md"), performancePage(run, sections, findings(sections)));
+  ctx.progress(`wrote bench-results.json, docs/performance.md and ${sections.reduce((n, s) => n + s.charts.length, 0)} charts in docs/img/`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: Error) => {
+    process.stderr.write(`bench: ${err.stack ?? err.message}\n`);
+    process.exit(1);
+  },
+);

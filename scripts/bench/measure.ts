@@ -1,0 +1,96 @@
+// One measured load on either path: start it, (warm it up,) run the
+// emulator's load, read the emulator's counters and the processes' CPU and
+// memory around it, stop it, and check the emulator saw no contract
+// violation (an unanswered, repeated or unknown cookie).
+import { EmulatorStats, LoadOptions } from "../../src/fault/emulator/kernel-emulator.js";
+import { BaselinePath } from "./baseline.js";
+import { cpuSeconds, memoryMiB } from "./proc-stat.js";
+import { RelayPath, RelayPathOptions } from "./relay-path.js";
+
+export interface Latency {
+  p50Us: number;
+  p99Us: number;
+  p999Us: number;
+  maxUs: number;
+}
+
+export interface LoadResult {
+  /** Groups answered SUCCESS (by the responder, not a deadline) during the load, per second of load. */
+  groupsPerSec: number;
+  answered: number;
+  /** Groups answered INVALID: by the relay's deadline or overflow when the responder answers SUCCESS. */
+  answeredInvalid: number;
+  latency: Latency;
+  /** Violations the emulator counted, final (after everything stopped). */
+  violations: number;
+}
+
+export interface BaselineLoadResult extends LoadResult {
+  responderCpuSPerMillion: number;
+}
+
+export interface RelayLoadResult extends LoadResult {
+  relayCpuSPerMillion: number;
+  agentCpuSPerMillion: number;
+  relayRssMiB: number;
+  agentRssMiB: number;
+}
+
+export function latencyOf(s: EmulatorStats): Latency {
+  const us = (ns: number): number => ns / 1000;
+  return { p50Us: us(s.latencyNs.p50), p99Us: us(s.latencyNs.p99), p999Us: us(s.latencyNs.p999), maxUs: us(s.latencyNs.max) };
+}
+
+export async function relayLoad(path: RelayPathOptions, load: LoadOptions, warmUpMs: number): Promise<RelayLoadResult> {
+  const p = await RelayPath.start(path);
+  let final: EmulatorStats;
+  let result: Omit<RelayLoadResult, "violations">;
+  try {
+    if (warmUpMs > 0) await p.warmUp({ ...load, durationMs: warmUpMs });
+    const cpu0 = [cpuSeconds(p.relay.pid), cpuSeconds(p.agent.pid)] as const;
+    const ran = await p.emulator.load(load);
+    const stats = await p.emulator.stats();
+    const cpu1 = [cpuSeconds(p.relay.pid), cpuSeconds(p.agent.pid)] as const;
+    const answered = stats.answeredSuccess + stats.answeredInvalid;
+    const perMillion = (cpu: number): number => (answered > 0 ? (cpu / answered) * 1e6 : NaN);
+    result = {
+      groupsPerSec: stats.answeredSuccess / (ran.elapsedNs / 1e9),
+      answered,
+      answeredInvalid: stats.answeredInvalid,
+      latency: latencyOf(stats),
+      relayCpuSPerMillion: perMillion(cpu1[0] - cpu0[0]),
+      agentCpuSPerMillion: perMillion(cpu1[1] - cpu0[1]),
+      relayRssMiB: memoryMiB(p.relay.pid).rss,
+      agentRssMiB: memoryMiB(p.agent.pid).rss,
+    };
+  } finally {
+    final = await p.stop();
+  }
+  return { ...result, violations: final.violationCount };
+}
+
+export async function baselineLoad(load: LoadOptions, delayUs = 0): Promise<BaselineLoadResult> {
+  const b = await BaselinePath.start(delayUs);
+  let result: Omit<BaselineLoadResult, "violations">;
+  let final: EmulatorStats;
+  try {
+    const cpu0 = cpuSeconds(b.responder.pid);
+    const ran = await b.emulator.load(load);
+    let stats = await b.emulator.stats();
+    // A delayed answer is still on its way when the load ends; wait for it, as its lateness is the point.
+    const until = Date.now() + delayUs / 1000 + 1000;
+    while (delayUs > 0 && stats.outstanding > 0 && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 20));
+      stats = await b.emulator.stats();
+    }
+    const answered = stats.answeredSuccess + stats.answeredInvalid;
+    const cpu = cpuSeconds(b.responder.pid) - cpu0;
+    result = {
+      groupsPerSec: stats.answeredSuccess / (ran.elapsedNs / 1e9), answered, answeredInvalid: stats.answeredInvalid, latency: latencyOf(stats),
+      responderCpuSPerMillion: answered > 0 ? (cpu / answered) * 1e6 : NaN,
+    };
+  } finally {
+    final = await b.stop();
+  }
+  return { ...result, violations: final.violationCount };
+}

@@ -1,0 +1,81 @@
+// The measured path, as in production: the relay and the agent as separate
+// node processes on a Unix socket, the relay reading the kernel emulator's
+// socket as an inherited fault fd (--fault-fd), exactly as it would read an
+// iommufd fault fd handed over by a VMM or a keeper.
+//
+// The relay gets two emulators: the first only warms it up (JIT, buffers,
+// the socket), the second is measured. The emulator's latency histogram
+// cannot be reset, so a warm-up on the measured one would stay in its
+// percentiles.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { EmulatorStats, KernelEmulator, LoadOptions } from "../../src/fault/emulator/kernel-emulator.js";
+import { Child } from "./child.js";
+import { agentConfig, holdingAgentConfig, relayConfig, RelayConfigOptions } from "./configs.js";
+import { AGENT_BUNDLE, BENCH_AGENT, RELAY_CLI } from "./paths.js";
+
+/** shipped: dist/iopf-agent.mjs; hold, silent, noraw: bench-agent.ts's modes. */
+export type GuestKind = "shipped" | "hold" | "silent" | "noraw";
+
+export interface RelayPathOptions extends RelayConfigOptions {
+  guest: GuestKind;
+  /** The agent's credit window (and, for the bench agents, its max_in_flight). */
+  credits: number;
+  /** Write node --cpu-prof profiles of the relay and the agent into this folder. */
+  profileDir?: string;
+}
+
+const START_TIMEOUT_MS = 20_000;
+const STOP_GRACE_MS = 60_000;
+
+export class RelayPath {
+  private constructor(
+    readonly emulator: KernelEmulator,
+    private readonly warmEmulator: KernelEmulator,
+    readonly relay: Child,
+    readonly agent: Child,
+    private readonly dir: string,
+  ) {}
+
+  static async start(o: RelayPathOptions): Promise<RelayPath> {
+    const dir = mkdtempSync(join(tmpdir(), "iopf-bench-"));
+    const socket = join(dir, "link.sock");
+    const relayFile = join(dir, "relay.json");
+    const agentFile = join(dir, "agent.json");
+    writeFileSync(relayFile, JSON.stringify(relayConfig(o)));
+    writeFileSync(agentFile, JSON.stringify(o.guest === "hold" ? holdingAgentConfig(o.credits, join(dir, "app.sock")) : agentConfig(o.credits)));
+    const prof = (name: string): string[] => (o.profileDir ? ["--cpu-prof", "--cpu-prof-dir", o.profileDir, "--cpu-prof-name", `${name}.cpuprofile`] : []);
+
+    const warm = await KernelEmulator.start();
+    const measured = await KernelEmulator.start();
+    const relay = new Child("iopf-relay", process.execPath, [
+      ...prof("relay"), RELAY_CLI, "--fault-fd", "3", "--fault-fd", "4", "--config", relayFile, "--socket-path", socket, "--log-level", "info", "--log-format", "json",
+    ], [warm.faultFd, measured.faultFd]);
+    await relay.waitForLine(/relay ready/, START_TIMEOUT_MS);
+    const address = `unix:${socket}`;
+    const agent = o.guest === "shipped"
+      ? new Child("iopf-agent", process.execPath, [...prof("agent"), AGENT_BUNDLE, "--connect", address, "--config", agentFile, "--log-level", "info"])
+      : new Child(`bench-agent (${o.guest})`, process.execPath, [...prof("agent"), BENCH_AGENT, "--mode", o.guest, "--connect", address, "--config", agentFile, "--max-in-flight", String(o.credits)]);
+    await agent.waitForLine(/"session up"/, START_TIMEOUT_MS);
+    return new RelayPath(measured, warm, relay, agent, dir);
+  }
+
+  /** Runs a load on the warm-up emulator: the same devices as the measured load, answered the same way. */
+  async warmUp(load: LoadOptions): Promise<void> {
+    await this.warmEmulator.load(load);
+  }
+
+  /** Stops the relay (which answers every group it read), then the agent; returns the measured emulator's final stats. */
+  async stop(): Promise<EmulatorStats> {
+    // Answering 100k held groups at shutdown takes a while on a loaded machine.
+    const relayCode = await this.relay.stop(STOP_GRACE_MS);
+    await this.agent.stop();
+    const final = await this.emulator.quit();
+    await this.warmEmulator.quit();
+    await Promise.all([this.emulator.close(), this.warmEmulator.close()]);
+    rmSync(this.dir, { recursive: true, force: true });
+    if (relayCode !== 0) throw new Error(`iopf-relay exited with code ${relayCode} at SIGTERM, expected 0; its last output:\n${this.relay.output()}`);
+    return final;
+  }
+}

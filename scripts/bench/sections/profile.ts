@@ -1,0 +1,34 @@
+// Where the time goes at saturation: the throughput run at 4 records/group
+// again with node --cpu-prof on the relay and on the agent, summarized as
+// the functions with the most self time.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ProfileSummary, summarizeProfile } from "../cpuprofile.js";
+import { relayLoad } from "../measure.js";
+import { BenchContext, loadNow, num, SectionResult } from "../section.js";
+
+const TOP = 15;
+
+export async function profile(ctx: BenchContext): Promise<SectionResult> {
+  const loadAverage = loadNow();
+  ctx.progress("profile: 4 records/group under node --cpu-prof");
+  const run = await relayLoad({ devices: 1, guest: "shipped", credits: 4096, profileDir: ctx.profileDir },
+    { devices: 1, devBase: 1, pasid: 1, records: 4, rate: 0, durationMs: ctx.loadMs, maxOutstanding: 512 }, ctx.warmUpMs);
+  const read = (name: string): ProfileSummary => summarizeProfile(JSON.parse(readFileSync(join(ctx.profileDir, `${name}.cpuprofile`), "utf8")), TOP);
+  const relay = read("relay"), agent = read("agent");
+  const table = (who: string, s: ProfileSummary) => ({
+    caption: `${who}: top ${TOP} functions by self time (busy ${num(s.busySeconds)} s, idle ${(s.idleShare * 100).toFixed(0)}% of samples)`,
+    columns: ["self %", "function (file:line)"],
+    rows: s.top.map((t) => [(t.share * 100).toFixed(1), "`" + t.function + "`"]),
+  });
+  return {
+    id: "profile",
+    title: "CPU profiles at saturation",
+    method: `The 4 records/group throughput run (${ctx.loadMs / 1000} s, 512 in flight) with --cpu-prof on both processes; profiles include start-up and the warm-up. Profiling slows both: ${num(run.groupsPerSec)} groups/s under the profiler. Files: ${ctx.profileDir}.`,
+    loadAverage,
+    tables: [table("relay", relay), table("agent (dist/iopf-agent.mjs)", agent)],
+    charts: [],
+    notes: [],
+    data: { groupsPerSecProfiled: run.groupsPerSec, relay, agent },
+  };
+}
