@@ -26,7 +26,25 @@ export function runGuarded(
   cancel: AbortSignal,
   done: (result: GuardedResult) => void,
 ): void {
-  const inner = new AbortController();
+  if (cancel.aborted) return done({ code: INVALID, outcome: "aborted", detail: String(cancel.reason ?? "cancelled") });
+  // The handler's own signal exists only if it asks for it: most handlers
+  // answer at once, and a controller per group showed in the profile.
+  let inner: AbortController | null = null;
+  const context = {
+    get signal(): AbortSignal {
+      inner ??= new AbortController();
+      return inner.signal;
+    },
+  };
+  let answer: unknown;
+  try {
+    answer = handler.handle(request, context);
+  } catch (err) {
+    return done(threwResult(err));
+  }
+  // A synchronous answer needs no timer, no listener and nothing to abort.
+  if (!isThenable(answer)) return done(checked(answer));
+
   let settled = false;
   const finish = (result: GuardedResult): void => {
     if (settled) return;
@@ -34,28 +52,22 @@ export function runGuarded(
     clearTimeout(timer);
     cancel.removeEventListener("abort", onCancel);
     // Tell a handler still working (an app, a pending read) to stop.
-    if (!inner.signal.aborted) inner.abort(new Error(result.detail ?? "answered"));
+    if (inner && !inner.signal.aborted) inner.abort(result.detail ?? "answered");
     done(result);
   };
   const onCancel = (): void => finish({ code: INVALID, outcome: "aborted", detail: String(cancel.reason ?? "cancelled") });
   const timer = setTimeout(() => finish({ code: INVALID, outcome: "overran", detail: `no answer within the budget of ${budgetMs.toFixed(1)} ms` }), budgetMs);
-  if (cancel.aborted) return onCancel();
   cancel.addEventListener("abort", onCancel, { once: true });
+  answer.then((code) => finish(checked(code)), (err) => finish(threwResult(err)));
+}
 
-  const accept = (code: unknown): void => {
-    if (isResponseCode(code)) finish({ code, outcome: "answered" });
-    else finish({ code: INVALID, outcome: "bad-answer", detail: `the handler returned ${JSON.stringify(code)}, expected a response code 0, 1 or 2` });
-  };
-  const reject = (err: unknown): void => {
-    finish({ code: INVALID, outcome: "threw", detail: err instanceof Error ? err.message : String(err) });
-  };
-  try {
-    const answer = handler.handle(request, { signal: inner.signal });
-    if (isThenable(answer)) answer.then(accept, reject);
-    else accept(answer);
-  } catch (err) {
-    reject(err);
-  }
+function checked(code: unknown): GuardedResult {
+  if (isResponseCode(code)) return { code, outcome: "answered" };
+  return { code: INVALID, outcome: "bad-answer", detail: `the handler returned ${JSON.stringify(code)}, expected a response code 0, 1 or 2` };
+}
+
+function threwResult(err: unknown): GuardedResult {
+  return { code: INVALID, outcome: "threw", detail: err instanceof Error ? err.message : String(err) };
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
