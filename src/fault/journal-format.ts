@@ -1,126 +1,88 @@
-// The journal's on-disk records, little-endian, appended in batches:
-//   READ      u8 1 | u8 0 | u16 count | count x group
-//     group:  u16 sourceId | u16 pages | u32 cookie | u32 devId | u32 pasid |
-//             u32 grpid | u8 pasidValid | u8[3] 0 | f64 deadline (wall-clock ms) |
-//             pages x (u32 addrLo | u32 addrHi | u32 perm)
+// The journal's on-disk records, little-endian, each appended with one write():
+//   RAW       u8 4 | u8 0 | u16 fd | u32 length | f64 wall-clock ms | length bytes
+//             a read() of a fault fd, the bytes exactly as read (a stream read
+//             may end mid-record); written by the pump's worker before the
+//             main thread sees the records (src/kernel/read-journal.ts)
 //   ANSWERING u8 2 | u8 0 | u16 count | count x (u16 sourceId | u16 0 | u32 cookie)
+//             answers about to be written to the source
 //   ANSWERED  u8 3 | the same as ANSWERING: the write of those answers returned
-// An ANSWERING without its ANSWERED means the process died in the write: those
-// answers may or may not have reached the kernel. A torn last record (the
-// process died mid-append) is ignored: its groups were not forwarded and its
-// answers not written yet.
-import { FaultGroup } from "./fault-group.js";
+// A fd source's id is its fd number, so RAW and answer records share the key
+// (fd, cookie). An ANSWERING without its ANSWERED means the process died in
+// the write: those answers may or may not have reached the kernel.
+import { RAW_HEADER_BYTES, RAW_RECORD_TYPE, writeRawHeader } from "../kernel/read-journal.js";
 
-export const RecordType = { READ: 1, ANSWERING: 2, ANSWERED: 3 } as const;
-const HEADER = 4;
-const GROUP_FIXED = 32;
-const PAGE = 12;
+export const RecordType = { ANSWERING: 2, ANSWERED: 3, RAW: RAW_RECORD_TYPE } as const;
+export type AnswerRecordType = typeof RecordType.ANSWERING | typeof RecordType.ANSWERED;
+
+const ANSWER_HEADER = 4;
 const ANSWER = 8;
-
-export interface JournaledGroup {
-  group: FaultGroup;
-  /** Wall-clock ms (Date.now()) after which the group must be answered by the relay. */
-  deadlineWallMs: number;
-}
+const MAX_ANSWERS_PER_RECORD = 0xffff;
+/** No read() returns more; a larger RAW length is a corrupt header, not a record to wait for. */
+const MAX_RAW_BYTES = 1 << 24;
 
 export interface JournaledAnswer {
   sourceId: number;
   cookie: number;
 }
 
-export function encodeRead(groups: JournaledGroup[]): Buffer {
-  let size = HEADER;
-  for (const g of groups) size += GROUP_FIXED + PAGE * g.group.pages.length;
-  const buf = Buffer.alloc(size);
-  buf.writeUInt8(RecordType.READ, 0);
-  buf.writeUInt16LE(groups.length, 2);
-  let o = HEADER;
-  for (const { group: g, deadlineWallMs } of groups) {
-    buf.writeUInt16LE(g.sourceId, o);
-    buf.writeUInt16LE(g.pages.length, o + 2);
-    buf.writeUInt32LE(g.cookie, o + 4);
-    buf.writeUInt32LE(g.devId, o + 8);
-    buf.writeUInt32LE(g.pasid, o + 12);
-    buf.writeUInt32LE(g.grpid, o + 16);
-    buf.writeUInt8(g.pasidValid ? 1 : 0, o + 20);
-    buf.writeDoubleLE(deadlineWallMs, o + 24);
-    o += GROUP_FIXED;
-    for (const p of g.pages) {
-      buf.writeUInt32LE(p.addr % 2 ** 32, o);
-      buf.writeUInt32LE(Math.floor(p.addr / 2 ** 32), o + 4);
-      buf.writeUInt32LE(p.perm, o + 8);
-      o += PAGE;
+/** One record per 65535 answers (the count is a u16). */
+export function encodeAnswers(type: AnswerRecordType, sourceId: number, cookies: readonly number[]): Buffer {
+  const records = Math.ceil(cookies.length / MAX_ANSWERS_PER_RECORD);
+  const buf = Buffer.alloc(records * ANSWER_HEADER + cookies.length * ANSWER);
+  let o = 0;
+  for (let start = 0; start < cookies.length; start += MAX_ANSWERS_PER_RECORD) {
+    const count = Math.min(MAX_ANSWERS_PER_RECORD, cookies.length - start);
+    buf.writeUInt8(type, o);
+    buf.writeUInt16LE(count, o + 2);
+    o += ANSWER_HEADER;
+    for (let i = start; i < start + count; i++, o += ANSWER) {
+      buf.writeUInt16LE(sourceId, o);
+      buf.writeUInt32LE(cookies[i]!, o + 4);
     }
   }
   return buf;
 }
 
-export function encodeAnswering(answers: JournaledAnswer[], type: typeof RecordType.ANSWERING | typeof RecordType.ANSWERED = RecordType.ANSWERING): Buffer {
-  const buf = Buffer.alloc(HEADER + ANSWER * answers.length);
-  buf.writeUInt8(type, 0);
-  buf.writeUInt16LE(answers.length, 2);
-  answers.forEach((a, i) => {
-    buf.writeUInt16LE(a.sourceId, HEADER + i * ANSWER);
-    buf.writeUInt32LE(a.cookie, HEADER + i * ANSWER + 4);
-  });
+export function encodeRaw(fd: number, wallMs: number, bytes: Uint8Array): Buffer {
+  const buf = Buffer.alloc(RAW_HEADER_BYTES + bytes.length);
+  writeRawHeader(buf, 0, fd, bytes.length, wallMs);
+  buf.set(bytes, RAW_HEADER_BYTES);
   return buf;
 }
 
-export interface JournalContents {
-  /** Read, and no answer begun: certainly unanswered. */
-  pending: JournaledGroup[];
-  /** An answer was being written when the process died: maybe answered. */
-  maybeAnswered: JournaledAnswer[];
-  /** Bytes at the end that did not form a whole record. */
-  tornBytes: number;
+export interface RecordVisitor {
+  raw(fd: number, wallMs: number, bytes: Buffer): void;
+  answer(type: AnswerRecordType, sourceId: number, cookie: number): void;
 }
 
-/** Replays a journal; the key of a group is (sourceId, cookie), as cookies are per source. */
-export function decodeJournal(buf: Buffer): JournalContents {
-  const pending = new Map<string, JournaledGroup>();
-  const maybe = new Map<string, JournaledAnswer>();
+export interface ParseResult {
+  /** Bytes of whole records visited. */
+  consumed: number;
+  /** The record at `consumed` has a type no writer writes: the bytes from there on are not a journal. */
+  corrupt: boolean;
+}
+
+/** Visits the whole records at the front of buf; a record cut by buf's end is left for more bytes. */
+export function parseRecords(buf: Buffer, visitor: RecordVisitor): ParseResult {
   let o = 0;
-  while (o + HEADER <= buf.length) {
+  while (o + ANSWER_HEADER <= buf.length) {
     const type = buf.readUInt8(o);
-    const count = buf.readUInt16LE(o + 2);
     if (type === RecordType.ANSWERING || type === RecordType.ANSWERED) {
-      if (o + HEADER + count * ANSWER > buf.length) break;
-      for (let i = 0; i < count; i++) {
-        const a = { sourceId: buf.readUInt16LE(o + HEADER + i * ANSWER), cookie: buf.readUInt32LE(o + HEADER + i * ANSWER + 4) };
-        const key = `${a.sourceId}:${a.cookie}`;
-        pending.delete(key);
-        if (type === RecordType.ANSWERING) maybe.set(key, a);
-        else maybe.delete(key);
-      }
-      o += HEADER + count * ANSWER;
+      const count = buf.readUInt16LE(o + 2);
+      const end = o + ANSWER_HEADER + count * ANSWER;
+      if (end > buf.length) break;
+      for (let p = o + ANSWER_HEADER; p < end; p += ANSWER) visitor.answer(type, buf.readUInt16LE(p), buf.readUInt32LE(p + 4));
+      o = end;
       continue;
     }
-    if (type !== RecordType.READ) break;
-    const groups: [string, JournaledGroup][] = [];
-    let p = o + HEADER;
-    let whole = true;
-    for (let i = 0; i < count; i++) {
-      if (p + GROUP_FIXED > buf.length) { whole = false; break; }
-      const pages = buf.readUInt16LE(p + 2);
-      if (p + GROUP_FIXED + pages * PAGE > buf.length) { whole = false; break; }
-      const group: FaultGroup = {
-        sourceId: buf.readUInt16LE(p), cookie: buf.readUInt32LE(p + 4), devId: buf.readUInt32LE(p + 8), pasid: buf.readUInt32LE(p + 12),
-        grpid: buf.readUInt32LE(p + 16), pasidValid: buf.readUInt8(p + 20) === 1, pages: [], readAtMs: 0,
-      };
-      const deadlineWallMs = buf.readDoubleLE(p + 24);
-      p += GROUP_FIXED;
-      for (let k = 0; k < pages; k++, p += PAGE) {
-        group.pages.push({ addr: buf.readUInt32LE(p) + buf.readUInt32LE(p + 4) * 2 ** 32, perm: buf.readUInt32LE(p + 8) });
-      }
-      groups.push([`${group.sourceId}:${group.cookie}`, { group, deadlineWallMs }]);
-    }
-    if (!whole) break;
-    // A cookie read again was answered before (cookies are reused only then).
-    for (const [key, g] of groups) {
-      maybe.delete(key);
-      pending.set(key, g);
-    }
-    o = p;
+    if (type !== RecordType.RAW) return { consumed: o, corrupt: true };
+    if (o + RAW_HEADER_BYTES > buf.length) break;
+    const length = buf.readUInt32LE(o + 4);
+    if (length > MAX_RAW_BYTES) return { consumed: o, corrupt: true };
+    const end = o + RAW_HEADER_BYTES + length;
+    if (end > buf.length) break;
+    visitor.raw(buf.readUInt16LE(o + 2), buf.readDoubleLE(o + 8), buf.subarray(o + RAW_HEADER_BYTES, end));
+    o = end;
   }
-  return { pending: [...pending.values()], maybeAnswered: [...maybe.values()], tornBytes: buf.length - o };
+  return { consumed: o, corrupt: false };
 }

@@ -19,6 +19,18 @@ export const CTRL_HEAD = 0;
 export const CTRL_TAIL = 1;
 /** Set to 1 by the main thread; the worker returns from its loop when it sees it. */
 export const CTRL_STOP = 2;
+/**
+ * Pausing the worker's journal appends while the main thread rewrites the
+ * journal: the main thread stores a fresh non-zero generation in PAUSE; the
+ * worker, between reads, closes its journal fd and stores that generation in
+ * PAUSED (the ack), then waits until PAUSE is 0 again and reopens the file.
+ * A generation, not a flag, so that a pause asked right after a resume is
+ * never taken for the previous pause's ack.
+ */
+export const CTRL_PAUSE = 3;
+export const CTRL_PAUSED = 4;
+/** In PAUSED: the worker is leaving or left, and appends nothing any more. */
+export const PAUSED_FOR_GOOD = -1;
 const CTRL_BYTES = 64; // a cache line, so slot data never shares one with the counters
 
 /** A slot's header, in int32 words: what the slot holds and for which fd. */

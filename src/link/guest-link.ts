@@ -74,7 +74,7 @@ export class GuestLink extends LinkPeer {
     const session = this.session;
     if (!session) return 0;
     const live = responses.filter((r) => this.held.delete(r.tag ?? 0));
-    this.sendBatched(RequestCode.PAGE_RESPONSES, pb.PageResponseBatch, live, session.agreement.limits.maxBatch, (batch) => ({ responses: batch }));
+    this.sendBatched(RequestCode.PAGE_RESPONSES, pb.PageResponseBatch, live, session.agreement.limits, (batch) => ({ responses: batch }));
     return live.length;
   }
 

@@ -4,7 +4,7 @@
 // The agent is untrusted: anything it may not send ends the session.
 import { Flag } from "./frame-header.js";
 import { LinkError, LinkErrorCode, linkErrorName } from "./link-error.js";
-import { LinkPeer } from "./link-peer.js";
+import { BatchOutcome, LinkPeer } from "./link-peer.js";
 import { Inbound, pb, WireEndpoint, WireHello, WirePageRequest, WirePageResponse, WireWelcome } from "./messages.js";
 import { Agreement, Capabilities, checkAnswer, checkCapabilities, OUR_CAPABILITIES } from "./negotiation.js";
 import { RequestCode } from "./request-code.js";
@@ -70,19 +70,20 @@ export class HostLink extends LinkPeer {
   }
 
   /**
-   * Sends page requests, framed in batches of at most max_batch. Returns
-   * false when the stream is full: wait for handler.writable() before more.
+   * Sends page requests, framed in batches within max_batch and
+   * max_payload. `writable` false asks to wait for handler.writable();
+   * `tooLarge` are requests that alone exceed max_payload (not sent).
    * The caller keeps within the credit window; the link does not queue.
    */
-  sendPageRequests(requests: IPageRequest[]): boolean {
-    const { maxBatch } = this.requireSession("send page requests").agreement.limits;
-    return this.sendBatched(RequestCode.PAGE_REQUESTS, pb.PageRequestBatch, requests, maxBatch, (batch) => ({ requests: batch }));
+  sendPageRequests(requests: IPageRequest[]): BatchOutcome<IPageRequest> {
+    const { limits } = this.requireSession("send page requests").agreement;
+    return this.sendBatched(RequestCode.PAGE_REQUESTS, pb.PageRequestBatch, requests, limits, (batch) => ({ requests: batch }));
   }
 
   /** Tells the agent the host answered these tags itself (needs FEATURE_CANCELS). */
   sendCancels(tags: number[], reason: iopf.link.v1.CancelReason): boolean {
-    const { maxBatch } = this.requireSession("send cancels").agreement.limits;
-    return this.sendBatched(RequestCode.PAGE_CANCELS, pb.PageCancelBatch, tags, maxBatch, (batch) => ({ tags: batch, reason }));
+    const { limits } = this.requireSession("send cancels").agreement;
+    return this.sendBatched(RequestCode.PAGE_CANCELS, pb.PageCancelBatch, tags, limits, (batch) => ({ tags: batch, reason })).writable;
   }
 
   protected sessionActive(): boolean {

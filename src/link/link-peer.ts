@@ -3,18 +3,25 @@
 // framing loss, silence, hangup, close). Each side adds its own handshake
 // role and messages in host-link.ts and guest-link.ts.
 import { FrameChannel } from "./frame-channel.js";
-import { Flag } from "./frame-header.js";
+import { Flag, HEADER_SIZE } from "./frame-header.js";
 import { LinkError, LinkErrorCode, linkErrorName } from "./link-error.js";
 import { Liveness } from "./liveness.js";
 import { EmptyBody, Inbound, pb } from "./messages.js";
 import { RequestCode } from "./request-code.js";
 import { DEFAULT_RESYNC_TIMERS, Resync, ResyncTimers } from "./resync.js";
-import type { Encodable } from "./frame-sender.js";
+import { buildFrame, type Encodable } from "./frame-sender.js";
 import { MarkerKind, newNonce } from "./sync-marker.js";
 import { ByteStream } from "./transport/byte-stream.js";
 import { iopf } from "../gen/guest_link.js";
 
 export type GoodbyeReason = iopf.link.v1.GoodbyeReason;
+
+export interface BatchOutcome<T> {
+  /** False when the stream asks the caller to wait for "drain". */
+  writable: boolean;
+  /** Items whose encoding alone is over the agreed max_payload: not sent. */
+  tooLarge: T[];
+}
 
 export abstract class LinkPeer {
   protected readonly channel: FrameChannel;
@@ -85,16 +92,33 @@ export abstract class LinkPeer {
   }
 
   /**
-   * Sends items in frames of at most maxBatch entries, each built by body();
-   * false when the stream asks to wait for "drain".
+   * Sends items in frames of at most maxBatch entries and maxPayload bytes,
+   * each built by body(): a batch whose encoding is over the payload limit
+   * is split in halves. An item too large to go even alone is not sent but
+   * returned, for the caller to settle another way.
    */
-  protected sendBatched<T, B>(code: number, type: Encodable<B>, items: T[], maxBatch: number, body: (batch: T[]) => B): boolean {
-    let writable = true;
-    for (let i = 0; i < items.length; i += maxBatch) {
-      const batch = items.length <= maxBatch ? items : items.slice(i, i + maxBatch);
-      writable = this.channel.send(code, 0, this.channel.newRequestId(), type, body(batch));
+  protected sendBatched<T, B>(code: number, type: Encodable<B>, items: T[], limits: { maxBatch: number; maxPayload: number }, body: (batch: T[]) => B): BatchOutcome<T> {
+    const outcome: BatchOutcome<T> = { writable: true, tooLarge: [] };
+    for (let i = 0; i < items.length; i += limits.maxBatch) {
+      const batch = items.length <= limits.maxBatch ? items : items.slice(i, i + limits.maxBatch);
+      this.sendFitting(code, type, batch, limits.maxPayload, body, outcome);
     }
-    return writable;
+    return outcome;
+  }
+
+  private sendFitting<T, B>(code: number, type: Encodable<B>, batch: T[], maxPayload: number, body: (batch: T[]) => B, outcome: BatchOutcome<T>): void {
+    const frame = buildFrame(code, 0, this.channel.newRequestId(), type, body(batch));
+    if (frame.length - HEADER_SIZE <= maxPayload) {
+      outcome.writable = this.channel.write(frame);
+      return;
+    }
+    if (batch.length === 1) {
+      outcome.tooLarge.push(batch[0] as T);
+      return;
+    }
+    const half = batch.length >> 1;
+    this.sendFitting(code, type, batch.slice(0, half), maxPayload, body, outcome);
+    this.sendFitting(code, type, batch.slice(half), maxPayload, body, outcome);
   }
 
   protected replyAck(msg: { id: number; needReply: boolean }, code: number): void {

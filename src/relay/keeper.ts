@@ -5,7 +5,7 @@
 // keeper's copy keeps the fault queue and its read-but-unanswered groups
 // reachable, and the journal tells the restarted relay which ones to answer.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KernelEmulator } from "../fault/emulator/kernel-emulator.js";
@@ -39,10 +39,20 @@ export interface KeeperOptions {
   announce: (info: object) => void;
 }
 
+/**
+ * Where the keeper's files (the journal by default) live: a tmpfs when there
+ * is one. Journal appends then cost a memory copy, and they survive the
+ * relay's crash all the same: the page cache belongs to the kernel.
+ */
+function runtimeDir(): string {
+  const candidates = [process.env.XDG_RUNTIME_DIR, "/dev/shm"];
+  return candidates.find((d): d is string => d !== undefined && d !== "" && existsSync(d)) ?? tmpdir();
+}
+
 /** Runs until SIGTERM/SIGINT; resolves with the exit code. */
 export async function runKeeper(opts: KeeperOptions): Promise<number> {
   const { cli, log } = opts;
-  const work = mkdtempSync(join(tmpdir(), "iopf-relay-keeper-"));
+  const work = mkdtempSync(join(runtimeDir(), "iopf-relay-keeper-"));
   const journal = cli.journal ?? join(work, "journal");
   const configPath = join(work, "config.json");
   writeFileSync(configPath, opts.configJson, { mode: 0o600 });

@@ -6,6 +6,7 @@ import { EventEmitter } from "node:events";
 import { AnswerOrigin, FaultGroup, KernelCode } from "../fault/fault-group.js";
 import { FaultRecord, FaultSource } from "../fault/fault-source.js";
 import { GroupAssembler } from "../fault/group-assembler.js";
+import { RecoveredGroup } from "../fault/journal-replay.js";
 import { DEFAULT_LEDGER_LIMITS, Ledger, LedgerEntry, LedgerLimits } from "../fault/ledger.js";
 import { HostLink, HostLinkHandler, HostLinkOptions, HostSession } from "../link/host-link.js";
 import { pb, WirePageResponse } from "../link/messages.js";
@@ -129,30 +130,25 @@ export class RelayCore<D> {
 
   /**
    * Groups read by an earlier run and never answered (from the journal):
-   * forwarded again while their deadline allows, else answered INVALID.
-   * Their cookies are still unanswered, so the kernel has not reused them.
+   * forwarded again while their device's deadline, counted from when they
+   * were read, allows, else answered INVALID. Their cookies are still
+   * unanswered, so the kernel has not reused them.
    */
-  adoptRecovered(groups: { group: FaultGroup; deadlineWallMs: number }[]): void {
+  adoptRecovered(groups: RecoveredGroup[]): void {
     const now = performance.now();
-    const wall = Date.now();
+    const wallMinusMono = Date.now() - now;
     const live: FaultGroup[] = [];
-    for (const { group, deadlineWallMs } of groups) {
+    for (const { group, readWallMs } of groups) {
       const device = this.options.devices.resolve(group);
-      const left = deadlineWallMs - wall;
-      if (device === null || left <= 0 || !this.sources.has(group.sourceId)) {
+      // readAtMs on this process's monotonic clock, so that the ledger's deadline counts from the read.
+      const readAtMs = readWallMs - wallMinusMono;
+      if (device === null || readAtMs + this.options.devices.deadline(device).ms <= now || !this.sources.has(group.sourceId)) {
         this.writer.answer({ ...group, readAtMs: now }, KernelCode.INVALID, "recovered");
         continue;
       }
-      // Shift readAtMs so that readAtMs + the device's deadline is the journaled deadline.
-      live.push({ ...group, readAtMs: now + left - this.options.devices.deadline(device).ms });
+      live.push({ ...group, readAtMs });
     }
     this.admitBatch(live);
-  }
-
-  /** The groups read and not yet answered, for the journal's compaction. */
-  liveGroups(): { group: FaultGroup; deadlineWallMs: number }[] {
-    const wallMinusMono = Date.now() - performance.now();
-    return [...this.ledger.entries()].map((e) => ({ group: e.group, deadlineWallMs: e.deadlineMs + wallMinusMono }));
   }
 
   /**
@@ -269,8 +265,15 @@ export class RelayCore<D> {
       }
       requests.push(this.options.devices.pageRequest(e.group, device, e.tag, Math.max(0, Math.round((e.deadlineMs - now) * 1000)), raw));
     }
-    this.metrics.groupsSent += requests.length;
-    this.writable = link.sendPageRequests(requests);
+    const { writable, tooLarge } = link.sendPageRequests(requests);
+    this.writable = writable;
+    this.metrics.groupsSent += requests.length - tooLarge.length;
+    if (tooLarge.length > 0) {
+      // Too many pages for one frame of the agreed max_payload: the agent can never receive it.
+      const tags = new Set(tooLarge.map((r) => r.tag));
+      this.ledger.drain("oversized", (e) => tags.has(e.tag));
+      this.options.log("groups too large for one frame of the agreed max_payload answered INVALID", { count: tooLarge.length, maxPayload: session.agreement.limits.maxPayload });
+    }
     if (this.events.listenerCount("event") > 0) this.emit({ kind: "sent", count: requests.length, epoch: session.epoch });
   }
 

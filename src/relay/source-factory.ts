@@ -1,14 +1,21 @@
-// Builds the fault sources the command line names. Source ids follow the
-// order of the command line (fault fds, then --iommufd, then built-in
-// sources), so a relay restarted with the same command line maps its
-// journal's groups to the same fds.
+// Builds the fault sources the command line names, and with a journal,
+// recovers what a previous run left before the first read. A fd source's id
+// is its fd number, which the keeper keeps the same across restarts (3, 4,
+// ...), so the journal's keys (fd, cookie) name the same fault queue in the
+// next run. In-process sources take ids from 65535 down (the journal's ids
+// are u16), where no fd of this process is.
 import { KernelEmulator } from "../fault/emulator/kernel-emulator.js";
 import { FaultSource } from "../fault/fault-source.js";
-import { FdSpec, startFdSources } from "../fault/sources/fd-sources.js";
+import { FdSpec, openFdSources } from "../fault/sources/fd-sources.js";
 import { startSyntheticLoad } from "../fault/sources/synthetic-load.js";
 import { SyntheticSource } from "../fault/sources/synthetic-source.js";
 import { IommuFd } from "../kernel/iommufd.js";
 import { Logger } from "./log.js";
+import { OpenedJournal, recoverJournal } from "./recovery.js";
+
+const SYNTHETIC_ID = 0xffff;
+/** Fds at or above this could meet an in-process source's id. */
+const FD_LIMIT = 0xff00;
 
 export interface SourceRequest {
   faultFds: number[];
@@ -18,38 +25,47 @@ export interface SourceRequest {
   rate: number;
   /** Device ids the built-in sources raise faults on. */
   devIds: number[];
+  /** Journal the inherited fault fds here (the others die with the process); null or absent: no journal. */
+  journal?: string | null;
 }
 
 export interface OpenedSources {
   sources: FaultSource[];
   emulator: KernelEmulator | null;
   synthetic: SyntheticSource | null;
+  /** The journal and what a previous run left in it, for startRelay; null without one. */
+  journal: OpenedJournal | null;
   /** Stops the built-in load and releases what the sources own; after the relay shut down. */
   release(): Promise<void>;
 }
 
 export async function openSources(req: SourceRequest, log: Logger, announce: (info: object) => void): Promise<OpenedSources> {
   const specs: FdSpec[] = [];
-  let nextId = 1;
-  for (const fd of req.faultFds) specs.push({ id: nextId++, fd, description: `fault-fd:${fd}` });
+  for (const fd of req.faultFds) specs.push({ fd, description: `fault-fd:${fd}` });
   let iommu: IommuFd | null = null;
   if (req.iommufd) {
     iommu = IommuFd.open();
     const { faultId, faultFd } = iommu.faultQueueAlloc();
     // The VMM ties its nested HWPTs to this fault object (IOMMU_HWPT_ALLOC with FAULT_ID_VALID).
     announce({ iommufd: iommu.fd, faultId, faultFd });
-    specs.push({ id: nextId++, fd: faultFd, description: `iommufd fault ${faultId} (fd ${faultFd})` });
+    specs.push({ fd: faultFd, description: `iommufd fault ${faultId} (fd ${faultFd})` });
   }
   let emulator: KernelEmulator | null = null;
   let stopLoad: (() => void) | null = null;
   if (req.builtIn.includes("emulator")) {
     emulator = await KernelEmulator.start();
-    specs.push({ id: nextId++, fd: emulator.faultFd, description: "kernel emulator" });
+    specs.push({ fd: emulator.faultFd, description: "kernel emulator" });
   }
-  const sources = specs.length > 0 ? await startFdSources(specs) : [];
+  const high = specs.find((s) => s.fd >= FD_LIMIT);
+  if (high) throw new Error(`${high.description}: expected a fd below ${FD_LIMIT} (source ids are 16-bit, and in-process sources take the top ones), got ${high.fd}; pass a lower fd number`);
+  // Answers in doubt are settled before the pump's first read, which may get their cookies again.
+  const recovered = req.journal ? recoverJournal(req.journal, req.faultFds, log) : null;
+  const fdSources = specs.length === 0 ? null
+    : await openFdSources(specs, recovered ? { journal: { path: recovered.journal.path, fds: req.faultFds }, carry: recovered.carry } : {});
+  const sources = fdSources?.sources ?? [];
   let synthetic: SyntheticSource | null = null;
   if (req.builtIn.includes("synthetic")) {
-    synthetic = new SyntheticSource(nextId++);
+    synthetic = new SyntheticSource(SYNTHETIC_ID);
     sources.push(synthetic);
     if (req.rate > 0) stopLoad = startSyntheticLoad(synthetic, { rate: req.rate, devIds: req.devIds });
   }
@@ -63,6 +79,12 @@ export async function openSources(req: SourceRequest, log: Logger, announce: (in
     sources,
     emulator,
     synthetic,
+    journal: recovered && {
+      journal: recovered.journal,
+      pending: recovered.pending,
+      // No fd to read: nothing else appends.
+      pauseReads: fdSources?.pauseReads ?? (() => () => undefined),
+    },
     release: async () => {
       stopLoad?.();
       if (emulator) {

@@ -178,3 +178,15 @@ test("the agent ends the session when the host exceeds max_in_flight", async (t)
   await until(() => guest.downs.length === 1);
   t.regex(guest.downs[0] ?? "", /CREDIT_EXCEEDED/);
 });
+
+test("batches are split to fit max_payload; a request too large alone is returned, not sent", async (t) => {
+  const small = { ...OUR_CAPABILITIES, limits: { ...DEFAULT_LIMITS, maxPayload: 4096 } };
+  const { host, guest } = startPair(undefined, small);
+  await until(() => host.ups.length === 1 && guest.ups.length === 1);
+  const raw = new Uint8Array(48).fill(0xab);
+  const withPages = (tag: number, pages: number) => ({ ...request(tag), pages: Array.from({ length: pages }, (_, i) => ({ address: i * 4096, perm: 1, raw })) });
+  const outcome = host.link.sendPageRequests([...Array.from({ length: 40 }, (_, i) => withPages(i + 1, 4)), withPages(99, 100)]);
+  t.deepEqual(outcome.tooLarge.map((r) => r.tag), [99]);
+  await until(() => host.responses.length === 40, 2000, "40 answers");
+  t.deepEqual(guest.downs, [], "no frame exceeded the agent's max_payload");
+});
