@@ -10,6 +10,22 @@ import { encodeMarker, MarkerKind } from "./sync-marker.js";
 import { HANDSHAKE_MAX_PAYLOAD } from "./negotiation.js";
 import { ByteStream } from "./transport/byte-stream.js";
 
+/**
+ * Bytes written while the stream reports itself full (write() returned false,
+ * no "drain" since) before the peer is cut off. A peer that writes without
+ * reading (SYNCs each drawing an ACK and a HELLO, heartbeats with NEED_REPLY)
+ * would otherwise make this side buffer replies without bound. Well above
+ * what the relay writes of its own accord while full: one burst of page
+ * requests of at most max_in_flight groups.
+ */
+export const MAX_UNREAD_BYTES = 16 * 1024 * 1024;
+/**
+ * What each queued write costs beyond its bytes: Node keeps a write request
+ * per call (measured: a flood of 21-byte heartbeat replies held about ten
+ * times their size), so a flood of tiny replies is cut off sooner.
+ */
+const WRITE_OVERHEAD_BYTES = 256;
+
 export interface FrameChannelEvents {
   message(msg: Inbound): void;
   marker(kind: MarkerKind, nonce: bigint): void;
@@ -32,6 +48,8 @@ export class FrameChannel {
   lastReceivedMs = performance.now();
   lastSentMs = performance.now();
   private closed = false;
+  /** Bytes written since the stream last said it is full; null while it is not. */
+  private unread: number | null = null;
 
   constructor(
     readonly stream: ByteStream,
@@ -49,7 +67,10 @@ export class FrameChannel {
       HANDSHAKE_MAX_PAYLOAD,
     );
     stream.on("data", (chunk) => this.receiver.push(chunk));
-    stream.on("drain", () => this.events.drain());
+    stream.on("drain", () => {
+      this.unread = null;
+      this.events.drain();
+    });
     stream.on("hangup", () => this.events.hangup());
     stream.on("close", (err) => {
       this.closed = true;
@@ -96,7 +117,17 @@ export class FrameChannel {
   write(bytes: Buffer): boolean {
     if (this.closed) return false;
     this.lastSentMs = performance.now();
-    return this.stream.write(bytes);
+    if (this.unread !== null) {
+      this.unread += bytes.length + WRITE_OVERHEAD_BYTES;
+      if (this.unread > MAX_UNREAD_BYTES) {
+        this.closed = true;
+        this.stream.destroy(new Error(`the peer left ${this.unread} bytes unread (limit ${MAX_UNREAD_BYTES}) while it kept writing; closed the stream: a peer must read what it asks for`));
+        return false;
+      }
+    }
+    const writable = this.stream.write(bytes);
+    if (!writable) this.unread ??= 0;
+    return writable;
   }
 
   end(): void {

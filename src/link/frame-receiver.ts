@@ -50,6 +50,7 @@ export class FrameReceiver {
     this.state = State.HUNT;
     this.awaitedAck = nonce;
     this.carry = EMPTY;
+    this.scratchFill = 0;
     this.payload = EMPTY;
     this.header = null;
   }

@@ -6,7 +6,7 @@ import { Flag } from "./frame-header.js";
 import { LinkError, LinkErrorCode } from "./link-error.js";
 import { LinkPeer } from "./link-peer.js";
 import { Inbound, pb, WireEndpoint, WireHello, WirePageRequest, WirePageResponse, WireWelcome } from "./messages.js";
-import { Agreement, answerOffer, Capabilities, checkCapabilities, OUR_CAPABILITIES } from "./negotiation.js";
+import { Agreement, HANDSHAKE_MAX_PAYLOAD, answerOffer, Capabilities, checkCapabilities, OUR_CAPABILITIES } from "./negotiation.js";
 import { RequestCode } from "./request-code.js";
 import { DEFAULT_RESYNC_TIMERS, ResyncTimers } from "./resync.js";
 import { ByteStream } from "./transport/byte-stream.js";
@@ -127,6 +127,8 @@ export class GuestLink extends LinkPeer {
     this.session = null;
     this.held.clear();
     this.liveness.stop();
+    // Until the next handshake agrees on one, the handshake's limit applies again.
+    this.channel.setMaxPayload(HANDSHAKE_MAX_PAYLOAD);
     if (wasUp) this.handler.sessionDown(reason);
   }
 

@@ -6,7 +6,7 @@ import { Flag } from "./frame-header.js";
 import { LinkError, LinkErrorCode, linkErrorName } from "./link-error.js";
 import { BatchOutcome, LinkPeer } from "./link-peer.js";
 import { Inbound, pb, WireEndpoint, WireHello, WirePageRequest, WirePageResponse, WireWelcome } from "./messages.js";
-import { Agreement, Capabilities, checkAnswer, checkCapabilities, OUR_CAPABILITIES } from "./negotiation.js";
+import { Agreement, HANDSHAKE_MAX_PAYLOAD, Capabilities, checkAnswer, checkCapabilities, OUR_CAPABILITIES } from "./negotiation.js";
 import { RequestCode } from "./request-code.js";
 import { DEFAULT_RESYNC_TIMERS, ResyncTimers } from "./resync.js";
 import { ByteStream } from "./transport/byte-stream.js";
@@ -137,6 +137,8 @@ export class HostLink extends LinkPeer {
     this.session = null;
     this.liveness.stop();
     this.state = "no-session";
+    // Until the next handshake agrees on one, the handshake's limit applies again.
+    this.channel.setMaxPayload(HANDSHAKE_MAX_PAYLOAD);
     if (wasUp) this.handler.sessionDown(wasUp.epoch, reason);
   }
 

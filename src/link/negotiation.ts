@@ -81,6 +81,11 @@ export function answerOffer(offer: Capabilities, ours: Capabilities): Agreement 
     if (limits[key] < MIN_LIMITS[key]) {
       fail(`${LIMIT_NAMES[key]}: host offers ${offer.limits[key]}, agent accepts ${ours.limits[key]}, the least usable is ${MIN_LIMITS[key]}`);
     }
+    // Only heartbeat_ms can come out above its ceiling (it narrows upward); a host asking
+    // for more would switch the agent's liveness check off.
+    if (limits[key] > MAX_LIMITS[key]) {
+      fail(`${LIMIT_NAMES[key]}: host offers ${offer.limits[key]}, above the ceiling ${MAX_LIMITS[key]}`);
+    }
   }
   return { version, features: (offer.features & ours.features) >>> 0, limits };
 }
