@@ -13,7 +13,6 @@
 // settings live with the pty, not the slave fd, so every peer gets them.
 import test from "ava";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
 import { once } from "node:events";
 import { DataType, load, open } from "ffi-rs";
 import type { ByteStream } from "../../src/link/transport/byte-stream.js";
@@ -155,10 +154,13 @@ test("bytes both ways, hangup when the peer leaves, bytes from the next peer on 
   stream.destroy();
   t.is(await closed.closed, undefined);
   // The read in flight sleeps until the peer leaves; only then is the fd closed.
-  t.true(existsSync(`/proc/self/fd/${master}`));
-  await second.close();
+  let released = false;
+  void stream.released.then(() => (released = true));
   await new Promise((resolve) => setTimeout(resolve, 100));
-  t.false(existsSync(`/proc/self/fd/${master}`), "the fd is closed once the read returns");
+  t.false(released, "the fd stays open while a read sleeps");
+  await second.close();
+  await Promise.race([stream.released, new Promise((resolve) => setTimeout(resolve, 2000))]);
+  t.true(released, "the fd is closed once the read returns");
   t.is(closes(), 1);
 });
 
@@ -220,9 +222,11 @@ test("destroy(err) closes once with that error", async (t) => {
   stream.destroy(cause);
   stream.destroy();
   t.is(await closed.closed, cause);
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  // No read was sleeping (no peer), so the fd is released at once. (Checking
+  // /proc/self/fd would race with another test reusing the fd number.)
+  const released = await Promise.race([stream.released.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 2000))]);
+  t.true(released, "the fd was closed");
   t.is(closed.count(), 1);
-  t.false(existsSync(`/proc/self/fd/${master}`), "no read was sleeping (no peer), so the fd is closed");
   void slave;
 });
 
