@@ -43,7 +43,7 @@ test("a line chart draws one polyline per series, skipping what a log axis canno
 });
 
 test("a profile summary sums self time per function over the tree, idle apart", (t) => {
-  const frame = (functionName: string, url = "file:///work/main/build/src/relay/relay-core.js", lineNumber = 9) => ({ functionName, url, lineNumber });
+  const frame = (functionName: string, url = "file:///opt/iopf-relay/build/src/relay/relay-core.js", lineNumber = 9) => ({ functionName, url, lineNumber });
   const summary = summarizeProfile({
     startTime: 0,
     endTime: 2_000_000,

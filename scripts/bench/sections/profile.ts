@@ -24,7 +24,7 @@ export async function profile(ctx: BenchContext): Promise<SectionResult> {
   return {
     id: "profile",
     title: "CPU profiles at saturation",
-    method: `The 4 records/group throughput run (${ctx.loadMs / 1000} s, 512 in flight) with --cpu-prof on both processes; profiles include start-up and the warm-up. Profiling slows both: ${num(run.groupsPerSec)} groups/s under the profiler. Files: ${ctx.profileDir}.`,
+    method: `The 4 records/group throughput run (${ctx.loadMs / 1000} s, 512 in flight) with --cpu-prof on both processes; profiles include start-up and the warm-up. Profiling slows both: ${num(run.groupsPerSec)} groups/s under the profiler. Files: build/bench-profiles/ (relay.cpuprofile, agent.cpuprofile).`,
     loadAverage,
     tables: [table("relay", relay), table("agent (dist/iopf-agent.mjs)", agent)],
     charts: [],
