@@ -5,6 +5,14 @@
 import { WirePageRequest } from "../../src/link/messages.js";
 import { FaultHandler, INVALID, isResponseCode, ResponseCode } from "./handler.js";
 
+/** What tells runGuarded the answer is no longer wanted; its signal is read only by a pending answer. */
+export interface Cancellable {
+  /** Why the answer is no longer wanted, or null while it is. */
+  readonly cancelReason: string | null;
+  /** Aborts on cancel. */
+  readonly signal: AbortSignal;
+}
+
 export type Outcome = "answered" | "threw" | "bad-answer" | "overran" | "aborted";
 
 export interface GuardedResult {
@@ -23,10 +31,10 @@ export function runGuarded(
   handler: FaultHandler,
   request: WirePageRequest,
   budgetMs: number,
-  cancel: AbortSignal,
+  cancel: Cancellable,
   done: (result: GuardedResult) => void,
 ): void {
-  if (cancel.aborted) return done({ code: INVALID, outcome: "aborted", detail: String(cancel.reason ?? "cancelled") });
+  if (cancel.cancelReason !== null) return done({ code: INVALID, outcome: "aborted", detail: cancel.cancelReason });
   // The handler's own signal exists only if it asks for it: most handlers
   // answer at once, and a controller per group showed in the profile.
   let inner: AbortController | null = null;
@@ -50,14 +58,15 @@ export function runGuarded(
     if (settled) return;
     settled = true;
     clearTimeout(timer);
-    cancel.removeEventListener("abort", onCancel);
+    signal.removeEventListener("abort", onCancel);
     // Tell a handler still working (an app, a pending read) to stop.
     if (inner && !inner.signal.aborted) inner.abort(result.detail ?? "answered");
     done(result);
   };
-  const onCancel = (): void => finish({ code: INVALID, outcome: "aborted", detail: String(cancel.reason ?? "cancelled") });
+  const signal = cancel.signal;
+  const onCancel = (): void => finish({ code: INVALID, outcome: "aborted", detail: cancel.cancelReason ?? "cancelled" });
   const timer = setTimeout(() => finish({ code: INVALID, outcome: "overran", detail: `no answer within the budget of ${budgetMs.toFixed(1)} ms` }), budgetMs);
-  cancel.addEventListener("abort", onCancel, { once: true });
+  signal.addEventListener("abort", onCancel, { once: true });
   answer.then((code) => finish(checked(code)), (err) => finish(threwResult(err)));
 }
 

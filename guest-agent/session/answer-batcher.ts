@@ -4,12 +4,38 @@
 // answer of an old session can never be sent as the answer of a new request
 // that reuses the tag. Answers completing in the same event-loop turn leave
 // together, in one PAGE_RESPONSES frame, when the turn's I/O is done.
+import type { Cancellable } from "../handlers/guard.js";
 import { ResponseCode } from "../handlers/handler.js";
 
-export interface Pending {
-  readonly tag: number;
+/**
+ * One held request. Its abort signal is made on first use: most answers come
+ * in the turn that asked, before anything listens, and a controller per group
+ * showed in the profile.
+ */
+export class Pending implements Cancellable {
+  private controller: AbortController | null = null;
+  private reason: string | null = null;
+
+  constructor(readonly tag: number) {}
+
+  get cancelReason(): string | null {
+    return this.reason;
+  }
+
   /** Aborted when the answer is no longer wanted (cancel, session end, close). */
-  readonly abort: AbortController;
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.reason !== null) this.controller.abort(new Error(this.reason));
+    }
+    return this.controller.signal;
+  }
+
+  abort(reason: string): void {
+    if (this.reason !== null) return;
+    this.reason = reason;
+    this.controller?.abort(new Error(reason));
+  }
 }
 
 export interface ResponseSink {
@@ -30,7 +56,7 @@ export class AnswerBatcher {
   /** Starts holding a request; the caller answers through answer(). */
   hold(tag: number): Pending {
     // The link refuses a tag it still holds, so no live entry is replaced here.
-    const p: Pending = { tag, abort: new AbortController() };
+    const p = new Pending(tag);
     this.pending.set(tag, p);
     return p;
   }
@@ -55,7 +81,7 @@ export class AnswerBatcher {
       const p = this.pending.get(tag);
       if (!p) continue;
       this.pending.delete(tag);
-      p.abort.abort(new Error(reason));
+      p.abort(reason);
       n++;
     }
     return n;
@@ -67,7 +93,7 @@ export class AnswerBatcher {
     this.batch.clear();
     const all = [...this.pending.values()];
     this.pending.clear();
-    for (const p of all) p.abort.abort(new Error(reason));
+    for (const p of all) p.abort(reason);
     return n;
   }
 

@@ -70,7 +70,7 @@ export class SessionClient implements GuestLinkHandler {
       const route = this.router.select(req);
       const budgetUs = req.budgetUs > 0 ? req.budgetUs : this.options.defaultBudgetUs;
       const budgetMs = Math.max(0, budgetUs - this.options.deadlineMarginUs) / 1000;
-      runGuarded(route.handler, req, budgetMs, pending.abort.signal, (result) => this.settle(pending, req, route, result));
+      runGuarded(route.handler, req, budgetMs, pending, (result) => this.settle(pending, req, route, result));
     }
   }
 

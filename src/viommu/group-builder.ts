@@ -5,7 +5,7 @@
 import type { WirePage, WirePageRequest } from "../link/messages.js";
 import type { ViommuCodec } from "./codec.js";
 import type { GuestTarget } from "./device-map.js";
-import { isU64, pageBits, PERM_MASK, type GuestGroup } from "./record.js";
+import { isU64, pageAddress, PERM_MASK, type GuestGroup } from "./record.js";
 
 /**
  * What the builder reads of a host fault group: the fields every record of
@@ -61,11 +61,14 @@ export function buildPageRequest(group: HostGroup, target: GuestTarget, codec: V
     pasidValid: target.pasidValid,
     groupIndex: group.grpid,
   };
-  const lastIndex = group.pages.length - 1;
-  const pages = group.pages.map((hostPage, i): WirePage => {
-    const page = { address: Number(pageBits(codec.name, hostPage.addr)), perm: hostPage.perm & PERM_MASK };
-    return { ...page, raw: options.rawRecords ? codec.encodePageRequest(guest, page, i === lastIndex) : NO_RAW };
-  });
+  const hostPages = group.pages;
+  const lastIndex = hostPages.length - 1;
+  const pages = new Array<WirePage>(hostPages.length);
+  for (let i = 0; i <= lastIndex; i++) {
+    const address = pageAddress(hostPages[i]!.addr);
+    const perm = hostPages[i]!.perm & PERM_MASK;
+    pages[i] = { address, perm, raw: options.rawRecords ? codec.encodePageRequest(guest, { address, perm }, i === lastIndex) : NO_RAW };
+  }
   return {
     tag: options.tag,
     endpoint: guest.endpoint,

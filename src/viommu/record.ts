@@ -60,6 +60,15 @@ export function pageBits(model: string, address: number): bigint {
   return BigInt(address) & PAGE_MASK;
 }
 
+/**
+ * Bits [63:12] of a u64 address as a number, without BigInt (the hot path
+ * builds one per page): the remainder and the difference of doubles are
+ * exact, so this equals Number(pageBits(...)) for every u64 a number holds.
+ */
+export function pageAddress(address: number): number {
+  return address - (address % 4096);
+}
+
 /** Throws unless value is an integer 0..max; names the model and field so a caller can tell which input was wrong. */
 export function checkField(model: string, field: string, value: number, max: number): void {
   if (!Number.isInteger(value) || value < 0 || value > max) {

@@ -9,12 +9,12 @@ import { FaultHandler, FAILURE, INVALID, SUCCESS } from "../../guest-agent/handl
 import { GuardedResult, runGuarded } from "../../guest-agent/handlers/guard.js";
 import { findMapping, parseMaps } from "../../guest-agent/handlers/procmem/maps.js";
 import { policyHandler } from "../../guest-agent/handlers/policy.js";
-import { AnswerBatcher } from "../../guest-agent/session/answer-batcher.js";
+import { AnswerBatcher, Pending } from "../../guest-agent/session/answer-batcher.js";
 import { tick } from "../support/memory-stream.js";
 
 const req = (address: number, perm = 1) => ({ tag: 1, endpoint: 8, pasid: 5, pasidValid: true, groupIndex: 0, pages: [{ address, perm, raw: new Uint8Array() }], budgetUs: 0 });
 
-function guarded(handler: FaultHandler, budgetMs = 20, cancel = new AbortController().signal): Promise<GuardedResult> {
+function guarded(handler: FaultHandler, budgetMs = 20, cancel = new Pending(1)): Promise<GuardedResult> {
   return new Promise((resolve) => runGuarded(handler, req(0), budgetMs, cancel, resolve));
 }
 
@@ -32,15 +32,36 @@ test("guard: answers, throws, rejections, bad answers and overruns", async (t) =
 });
 
 test("guard: a cancel first reports aborted, and a late answer is ignored", async (t) => {
-  const cancel = new AbortController();
+  const cancel = new Pending(1);
   let answer!: (code: number) => void;
   const results: GuardedResult[] = [];
-  runGuarded({ handle: () => new Promise((r) => (answer = r as (c: number) => void)) }, req(0), 1000, cancel.signal, (r) => results.push(r));
-  cancel.abort(new Error("cancelled by the relay"));
+  runGuarded({ handle: () => new Promise((r) => (answer = r as (c: number) => void)) }, req(0), 1000, cancel, (r) => results.push(r));
+  cancel.abort("cancelled by the relay");
   answer(SUCCESS);
   await tick(5);
   t.is(results.length, 1);
-  t.like(results[0], { outcome: "aborted" });
+  t.like(results[0], { outcome: "aborted", detail: "cancelled by the relay" });
+});
+
+test("guard: a request cancelled before it runs is reported aborted without calling the handler", async (t) => {
+  const cancel = new Pending(1);
+  cancel.abort("the session ended");
+  let called = false;
+  t.like(await guarded({ handle: () => ((called = true), SUCCESS) }, 20, cancel), { code: INVALID, outcome: "aborted", detail: "the session ended" });
+  t.false(called);
+});
+
+test("pending: the signal made after a cancel is already aborted, with the reason; a second abort changes nothing", (t) => {
+  const p = new Pending(1);
+  p.abort("first");
+  p.abort("second");
+  t.is(p.cancelReason, "first");
+  t.true(p.signal.aborted);
+  t.is((p.signal.reason as Error).message, "first");
+  const q = new Pending(2);
+  const s = q.signal;
+  q.abort("later");
+  t.true(s.aborted, "a signal taken before the cancel aborts with it");
 });
 
 test("batcher: one frame per turn, exactly once, nothing after a cancel or a session end", async (t) => {
@@ -56,7 +77,7 @@ test("batcher: one frame per turn, exactly once, nothing after a cancel or a ses
   t.deepEqual(frames, [[{ tag: 1, code: SUCCESS }, { tag: 2, code: INVALID }]]);
   const d2 = batcher.hold(5);
   batcher.dropAll("session ended");
-  t.true(d.abort.signal.aborted && d2.abort.signal.aborted);
+  t.true(d.signal.aborted && d2.signal.aborted);
   t.false(batcher.answer(d, SUCCESS));
   // A new session reusing tag 4: the old entry's answer cannot take its place.
   const fresh = batcher.hold(4);

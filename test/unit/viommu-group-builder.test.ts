@@ -2,6 +2,7 @@
 // identifiers only. Host values here are distinctive so that any trace of
 // them in the output, the raw records or the serialized protobuf shows.
 import test from "ava";
+import fc from "fast-check";
 import { pb } from "../../src/link/messages.js";
 import { parseDeviceMap } from "../../src/viommu/device-config.js";
 import { buildPageRequest, whyUnfit, type HostGroup } from "../../src/viommu/group-builder.js";
@@ -9,6 +10,7 @@ import { GuestDevices } from "../../src/viommu/guest-devices.js";
 import { KernelCode } from "../../src/viommu/response-code.js";
 import { vtdCodec } from "../../src/viommu/vtd.js";
 import type { ViommuName } from "../../src/viommu/models.js";
+import { pageAddress, pageBits } from "../../src/viommu/record.js";
 
 const HOST_DEV_ID = 0xdead_beef;
 const HOST_PASID = 0xbeef5;
@@ -138,4 +140,15 @@ test("GuestDevices: resolves mapped groups, refuses unknown and unfit ones, give
   t.is(devices.resolve(hostGroup({ pasid: 1 })), null, "a host PASID the table does not list");
   t.is(devices.resolve(hostGroup({ grpid: 0xffff })), null);
   t.deepEqual(unfit, ["group index 65535 is beyond VT-d's 511"]);
+});
+
+test("pageAddress equals the BigInt mask for every u64 a number holds, near 2^53 and 2^64 too", (t) => {
+  const u64 = fc.oneof(
+    fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }).map(Number).filter((n) => n < 2 ** 64),
+    fc.nat({ max: Number.MAX_SAFE_INTEGER }),
+    fc.integer({ min: -4096, max: 4096 }).map((d) => 2 ** 53 + d * 2),
+  );
+  fc.assert(fc.property(u64, (addr) => pageAddress(addr) === Number(pageBits("test", addr))), { numRuns: 20_000 });
+  t.is(pageAddress(2 ** 64 - 2048), 2 ** 64 - 4096);
+  t.is(pageAddress(0x7f00_1234_5678), 0x7f00_1234_5000);
 });
