@@ -138,6 +138,8 @@ function drain(w: Watched): boolean {
     }
     w.emptyReadable = 0;
     publish(KIND_RECORDS, w.reader.fd, n, 0);
+    // A short read left the fd empty or holding a group too large for the room left: poll says which.
+    if (!w.reader.lastReadFull) return true;
   }
   return true;
 }
