@@ -18,6 +18,7 @@ import { LinkEndpoint, LinkEndpointSpec, openLinkEndpoint } from "./link-endpoin
 import { Logger } from "./log.js";
 import { OpenedJournal } from "./recovery.js";
 import { RelayCore } from "./relay-core.js";
+import { RepeatedWarning } from "./repeated-warning.js";
 
 export interface DaemonOptions {
   config: RelayConfig;
@@ -57,9 +58,10 @@ export async function startRelay(opts: DaemonOptions): Promise<RunningRelay> {
   const startedAtMs = performance.now();
   const opened = opts.journal ?? null;
   if (config.journal && !opened) throw new Error(`startRelay: config.journal is ${config.journal} but no journal was opened; open it with the sources (openSources with journal), which settles it before the first read`);
+  const unfit = new RepeatedWarning((msg, fields) => log.level("warn", msg, fields), "a mapped group the vIOMMU model cannot show was answered INVALID");
   const devices = new GuestDevices(config.devices, {
     deadlineCode: config.deadlineCode,
-    unfit: (group, detail) => log.level("warn", "a mapped group the vIOMMU model cannot show was answered INVALID", { devId: group.devId, detail }),
+    unfit: (group, detail) => unfit.report(String(group.devId), { devId: group.devId, detail }),
   });
   const core: RelayCore<GuestTarget> = new RelayCore<GuestTarget>({
     devices,
