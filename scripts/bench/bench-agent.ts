@@ -7,9 +7,6 @@
 //          to release; all other groups are answered at once by policy.
 //   silent a guest link that grants credit and never answers, so every
 //          group ends by the relay's deadline.
-//   noraw  the real Agent, answering at once like the shipped one, but
-//          declining FEATURE_RAW_RECORDS (which no handler reads): measures
-//          what the raw records cost.
 // Commands on stdin, one a line: "count" prints "held N"; "release" answers
 // every held group and prints "released N". SIGTERM stops it.
 import { readFileSync } from "node:fs";
@@ -20,7 +17,7 @@ import { AgentClient } from "../../guest-agent/app/client.js";
 import { parseConfig } from "../../guest-agent/config.js";
 import { jsonLogger } from "../../guest-agent/log.js";
 import { GuestLink } from "../../src/link/guest-link.js";
-import { Capabilities, Feature, OUR_CAPABILITIES } from "../../src/link/negotiation.js";
+import { Capabilities, OUR_CAPABILITIES } from "../../src/link/negotiation.js";
 import { connect } from "../../src/link/transport/connect.js";
 import { HOLD_PASID } from "./configs.js";
 
@@ -28,8 +25,7 @@ const { values } = parseArgs({
   options: { mode: { type: "string" }, connect: { type: "string" }, config: { type: "string" }, "max-in-flight": { type: "string" } },
 });
 const maxInFlight = Number(values["max-in-flight"] ?? 4096);
-const features = values.mode === "noraw" ? OUR_CAPABILITIES.features & ~Feature.RAW_RECORDS : OUR_CAPABILITIES.features;
-const capabilities: Capabilities = { ...OUR_CAPABILITIES, features, limits: { ...OUR_CAPABILITIES.limits, maxInFlight } };
+const capabilities: Capabilities = { ...OUR_CAPABILITIES, limits: { ...OUR_CAPABILITIES.limits, maxInFlight } };
 const say = (line: string): void => void process.stdout.write(line + "\n");
 
 /** The real Agent; with an app socket in its config, an app client that holds every HOLD_PASID group. */
@@ -78,6 +74,6 @@ async function silent(address: string): Promise<void> {
 
 const address = values.connect;
 if (!address) throw new Error("bench-agent: expected --connect unix:PATH");
-if (values.mode === "hold" || values.mode === "noraw") await agent(address, values.config ?? "");
+if (values.mode === "hold") await agent(address, values.config ?? "");
 else if (values.mode === "silent") await silent(address);
-else throw new Error(`bench-agent: --mode: expected hold, silent or noraw, got ${values.mode}`);
+else throw new Error(`bench-agent: --mode: expected hold or silent, got ${values.mode}`);

@@ -35,8 +35,8 @@ export function relayConfig(o: RelayConfigOptions): object {
 const ANSWER_AT_ONCE = { handler: "policy", otherwise: "invalid", rules: [{ start: "0x0", end: "0x800000000000", perm: "rwx", answer: "success" }] };
 
 /** The shipped agent's config: the policy handler answers every group at once. */
-export function agentConfig(credits: number): object {
-  return { appSocket: "none", credits, handlers: [ANSWER_AT_ONCE] };
+export function agentConfig(credits: number, rawRecords = false): object {
+  return { appSocket: "none", credits, rawRecords, handlers: [ANSWER_AT_ONCE] };
 }
 
 /** The holding agent's config: HOLD_PASID goes to the app handler (a program that answers late), the rest at once. */

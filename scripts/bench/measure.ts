@@ -4,7 +4,7 @@
 // violation (an unanswered, repeated or unknown cookie).
 import { EmulatorStats, LoadOptions } from "../../src/fault/emulator/kernel-emulator.js";
 import { BaselinePath } from "./baseline.js";
-import { cpuSeconds, memoryMiB } from "./proc-stat.js";
+import { allThreads, cpuSeconds, CpuSplit, memoryMiB, threadCpu } from "./proc-stat.js";
 import { RelayPath, RelayPathOptions } from "./relay-path.js";
 
 export interface Latency {
@@ -25,8 +25,17 @@ export interface LoadResult {
   violations: number;
 }
 
+/** What one answered group cost a thread (or threads), on average over the load. */
+export interface GroupCost {
+  userUs: number;
+  sysUs: number;
+  /** Times the thread went to sleep, each a wake-up to pay for. */
+  sleeps: number;
+}
+
 export interface BaselineLoadResult extends LoadResult {
   responderCpuSPerMillion: number;
+  responderCost: GroupCost;
 }
 
 export interface RelayLoadResult extends LoadResult {
@@ -34,6 +43,13 @@ export interface RelayLoadResult extends LoadResult {
   agentCpuSPerMillion: number;
   relayRssMiB: number;
   agentRssMiB: number;
+  /** The relay's main thread; its other threads (the fault-pump worker, V8's helpers); the agent, every thread. */
+  cost: { relayMain: GroupCost; relayOthers: GroupCost; agent: GroupCost };
+}
+
+export function groupCost(before: CpuSplit, after: CpuSplit, groups: number): GroupCost {
+  const per = (d: number): number => (groups > 0 ? d / groups : NaN);
+  return { userUs: per((after.userS - before.userS) * 1e6), sysUs: per((after.sysS - before.sysS) * 1e6), sleeps: per(after.sleeps - before.sleeps) };
 }
 
 export function latencyOf(s: EmulatorStats): Latency {
@@ -48,9 +64,11 @@ export async function relayLoad(path: RelayPathOptions, load: LoadOptions, warmU
   try {
     if (warmUpMs > 0) await p.warmUp({ ...load, durationMs: warmUpMs });
     const cpu0 = [cpuSeconds(p.relay.pid), cpuSeconds(p.agent.pid)] as const;
+    const threads0 = [threadCpu(p.relay.pid), threadCpu(p.agent.pid)] as const;
     const ran = await p.emulator.load(load);
     const stats = await p.emulator.stats();
     const cpu1 = [cpuSeconds(p.relay.pid), cpuSeconds(p.agent.pid)] as const;
+    const threads1 = [threadCpu(p.relay.pid), threadCpu(p.agent.pid)] as const;
     const answered = stats.answeredSuccess + stats.answeredInvalid;
     const perMillion = (cpu: number): number => (answered > 0 ? (cpu / answered) * 1e6 : NaN);
     result = {
@@ -62,6 +80,11 @@ export async function relayLoad(path: RelayPathOptions, load: LoadOptions, warmU
       agentCpuSPerMillion: perMillion(cpu1[1] - cpu0[1]),
       relayRssMiB: memoryMiB(p.relay.pid).rss,
       agentRssMiB: memoryMiB(p.agent.pid).rss,
+      cost: {
+        relayMain: groupCost(threads0[0].main, threads1[0].main, answered),
+        relayOthers: groupCost(threads0[0].others, threads1[0].others, answered),
+        agent: groupCost(allThreads(threads0[1]), allThreads(threads1[1]), answered),
+      },
     };
   } finally {
     final = await p.stop();
@@ -75,6 +98,7 @@ export async function baselineLoad(load: LoadOptions, delayUs = 0): Promise<Base
   let final: EmulatorStats;
   try {
     const cpu0 = cpuSeconds(b.responder.pid);
+    const threads0 = allThreads(threadCpu(b.responder.pid));
     const ran = await b.emulator.load(load);
     let stats = await b.emulator.stats();
     // A delayed answer is still on its way when the load ends; wait for it, as its lateness is the point.
@@ -88,6 +112,7 @@ export async function baselineLoad(load: LoadOptions, delayUs = 0): Promise<Base
     result = {
       groupsPerSec: stats.answeredSuccess / (ran.elapsedNs / 1e9), answered, answeredInvalid: stats.answeredInvalid, latency: latencyOf(stats),
       responderCpuSPerMillion: answered > 0 ? (cpu / answered) * 1e6 : NaN,
+      responderCost: groupCost(threads0, allThreads(threadCpu(b.responder.pid)), answered),
     };
   } finally {
     final = await b.stop();

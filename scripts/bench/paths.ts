@@ -7,5 +7,6 @@ export const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 export const RELAY_CLI = join(ROOT, "build/src/cli/iopf-relay.js");
 export const AGENT_BUNDLE = join(ROOT, "dist/iopf-agent.mjs");
 export const BENCH_AGENT = join(ROOT, "build/scripts/bench/bench-agent.js");
+export const NODE_ECHO = join(ROOT, "build/scripts/bench/node-echo.js");
 /** tsc does not copy .c files, so the C source is read from the source tree. */
 export const BASELINE_SOURCE = join(ROOT, "scripts/bench/baseline-responder.c");

@@ -15,13 +15,15 @@ import { Child } from "./child.js";
 import { agentConfig, holdingAgentConfig, relayConfig, RelayConfigOptions } from "./configs.js";
 import { AGENT_BUNDLE, BENCH_AGENT, RELAY_CLI } from "./paths.js";
 
-/** shipped: dist/iopf-agent.mjs; hold, silent, noraw: bench-agent.ts's modes. */
-export type GuestKind = "shipped" | "hold" | "silent" | "noraw";
+/** shipped: dist/iopf-agent.mjs; hold, silent: bench-agent.ts's modes. */
+export type GuestKind = "shipped" | "hold" | "silent";
 
 export interface RelayPathOptions extends RelayConfigOptions {
   guest: GuestKind;
   /** The agent's credit window (and, for the bench agents, its max_in_flight). */
   credits: number;
+  /** The shipped agent accepts FEATURE_RAW_RECORDS (its config's rawRecords; off by default). */
+  rawRecords?: boolean;
   /** Write node --cpu-prof profiles of the relay and the agent into this folder. */
   profileDir?: string;
 }
@@ -44,7 +46,7 @@ export class RelayPath {
     const relayFile = join(dir, "relay.json");
     const agentFile = join(dir, "agent.json");
     writeFileSync(relayFile, JSON.stringify(relayConfig(o)));
-    writeFileSync(agentFile, JSON.stringify(o.guest === "hold" ? holdingAgentConfig(o.credits, join(dir, "app.sock")) : agentConfig(o.credits)));
+    writeFileSync(agentFile, JSON.stringify(o.guest === "hold" ? holdingAgentConfig(o.credits, join(dir, "app.sock")) : agentConfig(o.credits, o.rawRecords)));
     const prof = (name: string): string[] => (o.profileDir ? ["--cpu-prof", "--cpu-prof-dir", o.profileDir, "--cpu-prof-name", `${name}.cpuprofile`] : []);
 
     const warm = await KernelEmulator.start();

@@ -5,7 +5,9 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ProfileSummary, summarizeProfile } from "../cpuprofile.js";
 import { relayLoad } from "../measure.js";
-import { BenchContext, loadNow, num, SectionResult } from "../section.js";
+import { BenchContext, loadNow, num, SectionResult, times } from "../section.js";
+import { ratio } from "../statistics.js";
+import { measureSyscallCost } from "../syscall-cost.js";
 
 const TOP = 15;
 
@@ -16,6 +18,8 @@ export async function profile(ctx: BenchContext): Promise<SectionResult> {
     { devices: 1, devBase: 1, pasid: 1, records: 4, rate: 0, durationMs: ctx.loadMs, maxOutstanding: 512 }, ctx.warmUpMs);
   const read = (name: string): ProfileSummary => summarizeProfile(JSON.parse(readFileSync(join(ctx.profileDir, `${name}.cpuprofile`), "utf8")), TOP);
   const relay = read("relay"), agent = read("agent");
+  ctx.progress("profile: one write(2) through ffi-rs against fs.writeSync");
+  const syscall = measureSyscallCost(ctx.quick ? 50_000 : 200_000);
   const table = (who: string, s: ProfileSummary) => ({
     caption: `${who}: top ${TOP} functions by self time (busy ${num(s.busySeconds)} s, idle ${(s.idleShare * 100).toFixed(0)}% of samples)`,
     columns: ["self %", "function (file:line)"],
@@ -26,9 +30,13 @@ export async function profile(ctx: BenchContext): Promise<SectionResult> {
     title: "CPU profiles at saturation",
     method: `The 4 records/group throughput run (${ctx.loadMs / 1000} s, 512 in flight) with --cpu-prof on both processes; profiles include start-up and the warm-up. Profiling slows both: ${num(run.groupsPerSec)} groups/s under the profiler. Files: build/bench-profiles/ (relay.cpuprofile, agent.cpuprofile).`,
     loadAverage,
-    tables: [table("relay", relay), table("agent (dist/iopf-agent.mjs)", agent)],
+    tables: [table("relay", relay), table("agent (dist/iopf-agent.mjs)", agent), {
+      caption: `One 40-byte write(2) to /dev/null, microseconds per call over ${num(syscall.calls)} calls`,
+      columns: ["through ffi-rs (src/kernel/libc.ts)", "fs.writeSync (Node's own binding)", "ffi-rs / fs"],
+      rows: [[num(syscall.ffiUs), num(syscall.nodeUs), times(ratio(syscall.ffiUs, syscall.nodeUs))]],
+    }],
     charts: [],
     notes: [],
-    data: { groupsPerSecProfiled: run.groupsPerSec, relay, agent },
+    data: { groupsPerSecProfiled: run.groupsPerSec, relay, agent, syscall },
   };
 }

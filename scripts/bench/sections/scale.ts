@@ -141,7 +141,7 @@ export async function scale(ctx: BenchContext): Promise<SectionResult> {
     charts: [chart],
     notes: [
       `Target: RSS at most ${TARGET_RSS_MIB} MiB with ${num(top.held)} groups held: relay ${num(top.holding.relay)} MiB, agent ${num(top.holding.agent)} MiB: ${Math.max(top.holding.relay, top.holding.agent) <= TARGET_RSS_MIB ? "met" : "not met"}.`,
-      "The shipped agent offers max_in_flight 4096 (OUR_CAPABILITIES), so it can never hold more than 4096 groups; the holding guest is the same Agent class started with a larger max_in_flight.",
+      "The holding guest is the shipped Agent class (bench-agent.ts, mode hold) with max_in_flight raised as the agent config's `maxInFlight` key raises it (the default is 4096), and an app client in the same process that holds the groups.",
     ],
     data: { devices, held: heldRows },
   };
