@@ -2,13 +2,14 @@
 // summed over every node of the call tree that runs it, as a share of the
 // busy time (samples not in "(idle)").
 
-interface ProfileNode {
+export interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
   hitCount?: number;
+  children?: number[];
 }
 
-interface CpuProfile {
+export interface CpuProfile {
   nodes: ProfileNode[];
   startTime: number;
   endTime: number;
@@ -28,6 +29,11 @@ export interface ProfileSummary {
   top: SelfTime[];
 }
 
+/** "name (file:line)", the way every table and chart of the report names a function. */
+export function frameName(frame: ProfileNode["callFrame"]): string {
+  return (frame.functionName || "(anonymous)") + placeOf(frame);
+}
+
 function placeOf(frame: ProfileNode["callFrame"]): string {
   if (!frame.url) return "";
   // Paths only as far as the project: build/src/link/x.js, dist/iopf-agent.mjs, node:internal/...
@@ -43,12 +49,11 @@ export function summarizeProfile(profile: CpuProfile, topN = 15): ProfileSummary
     const n = node.hitCount ?? 0;
     if (n === 0) continue;
     total += n;
-    const name = node.callFrame.functionName || "(anonymous)";
-    if (name === "(idle)") {
+    if (node.callFrame.functionName === "(idle)") {
       idle += n;
       continue;
     }
-    const key = name + placeOf(node.callFrame);
+    const key = frameName(node.callFrame);
     hits.set(key, (hits.get(key) ?? 0) + n);
   }
   const busy = total - idle;

@@ -1,7 +1,8 @@
 // The benchmark's writers: the SVG charts (well-formed, escaped, one bar per
-// value, log axes by decade) and the .cpuprofile summary.
+// value, log axes by decade), the .cpuprofile summary and the flame graph.
 import test from "ava";
 import { summarizeProfile } from "../../scripts/bench/cpuprofile.js";
+import { flameBoxes, flameGraph } from "../../scripts/bench/flame-graph.js";
 import { barChart, lineChart, yScale } from "../../scripts/bench/svg-chart.js";
 
 const count = (text: string, re: RegExp): number => (text.match(re) ?? []).length;
@@ -62,4 +63,32 @@ test("a profile summary sums self time per function over the tree, idle apart", 
     { function: "(anonymous) (node:internal/timers:100)", share: 0.2 },
   ]);
   t.throws(() => summarizeProfile({} as never), { message: /not a \.cpuprofile/ });
+});
+
+test("a flame graph gives each call its busy share as width, callees above callers, heaviest first, idle left out", (t) => {
+  const frame = (functionName: string, url = "file:///opt/iopf-relay/build/src/relay/relay-core.js") => ({ functionName, url, lineNumber: 0 });
+  const profile = {
+    startTime: 0,
+    endTime: 1,
+    nodes: [
+      { id: 1, callFrame: frame("(root)", ""), hitCount: 0, children: [2, 3, 5] },
+      { id: 2, callFrame: frame("(idle)", ""), hitCount: 1000 },
+      { id: 3, callFrame: frame("onData"), hitCount: 10, children: [4] },
+      { id: 4, callFrame: frame("encode<&>"), hitCount: 60 },
+      { id: 5, callFrame: frame("(garbage collector)", ""), hitCount: 30 },
+      { id: 6, callFrame: frame("never called"), hitCount: 0 },
+    ],
+  };
+  const boxes = flameBoxes(profile, 1000);
+  t.deepEqual(boxes.map((b) => [b.name.split(" ")[0], b.depth, Math.round(b.x), Math.round(b.width)]), [
+    ["(root)", 0, 0, 1000],
+    ["onData", 1, 0, 700],
+    ["encode<&>", 2, 0, 600],
+    ["(garbage", 1, 700, 300],
+  ]);
+  const svg = flameGraph(profile, "relay <busy>");
+  t.is(count(svg, /<rect /g), 5, "a background and four boxes");
+  t.true(svg.includes("relay &lt;busy&gt;") && svg.includes("encode&lt;&amp;&gt;"), "names and title escaped");
+  t.true(svg.includes("<title>encode&lt;&amp;&gt; (build/src/relay/relay-core.js:1): 60.0%</title>"));
+  t.throws(() => flameBoxes({ nodes: [] } as never), { message: /not a \.cpuprofile/ });
 });

@@ -1,9 +1,10 @@
 // Where the time goes at saturation: the throughput run at 4 records/group
 // again with node --cpu-prof on the relay and on the agent, summarized as
-// the functions with the most self time.
+// the functions with the most self time and drawn as flame graphs.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ProfileSummary, summarizeProfile } from "../cpuprofile.js";
+import { CpuProfile, ProfileSummary, summarizeProfile } from "../cpuprofile.js";
+import { flameGraph } from "../flame-graph.js";
 import { relayLoad } from "../measure.js";
 import { BenchContext, loadNow, num, SectionResult, times } from "../section.js";
 import { ratio } from "../statistics.js";
@@ -16,8 +17,13 @@ export async function profile(ctx: BenchContext): Promise<SectionResult> {
   ctx.progress("profile: 4 records/group under node --cpu-prof");
   const run = await relayLoad({ devices: 1, guest: "shipped", credits: 4096, profileDir: ctx.profileDir },
     { devices: 1, devBase: 1, pasid: 1, records: 4, rate: 0, durationMs: ctx.loadMs, maxOutstanding: 512 }, ctx.warmUpMs);
-  const read = (name: string): ProfileSummary => summarizeProfile(JSON.parse(readFileSync(join(ctx.profileDir, `${name}.cpuprofile`), "utf8")), TOP);
-  const relay = read("relay"), agent = read("agent");
+  const read = (name: string): CpuProfile => JSON.parse(readFileSync(join(ctx.profileDir, `${name}.cpuprofile`), "utf8")) as CpuProfile;
+  const relayProfile = read("relay"), agentProfile = read("agent");
+  const relay = summarizeProfile(relayProfile, TOP), agent = summarizeProfile(agentProfile, TOP);
+  const charts = [
+    ctx.chart("flame-relay.svg", flameGraph(relayProfile, "iopf-relay at saturation, 4 records/group: busy samples by call stack (hover for names and shares)")),
+    ctx.chart("flame-agent.svg", flameGraph(agentProfile, "iopf-agent at saturation, 4 records/group: busy samples by call stack (hover for names and shares)")),
+  ];
   ctx.progress("profile: one write(2) through ffi-rs against fs.writeSync");
   const syscall = measureSyscallCost(ctx.quick ? 50_000 : 200_000);
   const table = (who: string, s: ProfileSummary) => ({
@@ -35,7 +41,7 @@ export async function profile(ctx: BenchContext): Promise<SectionResult> {
       columns: ["through ffi-rs (src/kernel/libc.ts)", "fs.writeSync (Node's own binding)", "ffi-rs / fs"],
       rows: [[num(syscall.ffiUs), num(syscall.nodeUs), times(ratio(syscall.ffiUs, syscall.nodeUs))]],
     }],
-    charts: [],
+    charts,
     notes: [],
     data: { groupsPerSecProfiled: run.groupsPerSec, relay, agent, syscall },
   };
