@@ -11,7 +11,7 @@ import { findings } from "./findings.js";
 import { describeMachine } from "./machine.js";
 import { ROOT } from "./paths.js";
 import { performancePage } from "./report.js";
-import { BenchContext, SectionResult } from "./section.js";
+import { BenchContext, loadNow, SectionResult } from "./section.js";
 import { deadline } from "./sections/deadline.js";
 import { latency } from "./sections/latency.js";
 import { profile } from "./sections/profile.js";
@@ -59,8 +59,19 @@ async function main(): Promise<void> {
   };
   ctx.progress(`machine: ${machine.nproc} CPUs, ${machine.cpuModel}, load average ${machine.loadAverageAtStart.join(" ")}`);
   const sections: SectionResult[] = [];
+  const failed: string[] = [];
   for (const name of only) {
-    const result = await SECTIONS[name]!(ctx);
+    let result: SectionResult;
+    const loadAverage = loadNow();
+    try {
+      result = await SECTIONS[name]!(ctx);
+    } catch (err) {
+      // One failed section must not lose the minutes of figures the others took: it is reported, and the run exits 1.
+      const message = err instanceof Error ? err.message : String(err);
+      ctx.progress(`${name}: FAILED: ${err instanceof Error ? err.stack ?? message : message}`);
+      failed.push(name);
+      result = { id: name, title: `${name} (failed)`, method: `This section failed in this run: ${message}`, loadAverage, tables: [], charts: [], notes: [], data: { error: message } };
+    }
     sections.push(result);
     for (const n of result.notes) ctx.progress(`${name}: ${n}`);
   }
@@ -78,10 +89,14 @@ async function main(): Promise<void> {
   renameSync(results + ".tmp", results);
   writeFileSync(join(ROOT, "docs", "performance.md"), performancePage(run, sections, findings(sections)));
   ctx.progress(`wrote bench-results.json, docs/performance.md and ${sections.reduce((n, s) => n + s.charts.length, 0)} charts in docs/img/`);
+  if (failed.length > 0) {
+    ctx.progress(`sections that failed: ${failed.join(", ")}; rerun them with --only, or the whole run`);
+    process.exitCode = 1;
+  }
 }
 
 main().then(
-  () => process.exit(0),
+  () => process.exit(),
   (err: Error) => {
     process.stderr.write(`bench: ${err.stack ?? err.message}\n`);
     process.exit(1);

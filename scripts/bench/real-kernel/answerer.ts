@@ -3,13 +3,17 @@
 // to say when each one's answer reached the kernel.
 
 export interface ArmedRun {
-  /** Answer times in microseconds (CLOCK_REALTIME) by PASID, once every fault of the run is answered. */
+  /**
+   * Answer times in microseconds (CLOCK_REALTIME) by PASID, once every fault
+   * of the run is answered: every fault's when armed with `each`, else at
+   * least the last answer's.
+   */
   answered: Promise<Map<number, number>>;
 }
 
 export interface Answerer {
-  /** Resolves when the answerer is ready for faults with PASIDs pasidBase..pasidBase+count-1. */
-  arm(pasidBase: number, count: number): Promise<ArmedRun>;
+  /** Resolves when the answerer is ready for faults with PASIDs pasidBase..pasidBase+count-1; `each`: time every answer. */
+  arm(pasidBase: number, count: number, each: boolean): Promise<ArmedRun>;
   /** Stops every process it started; resolves with what it reports at its end (null: nothing), throws if one did not end cleanly. */
   stop(): Promise<unknown>;
 }

@@ -13,6 +13,7 @@ export class CResponder implements Answerer {
 
   constructor(private readonly device: MockFaultDevice) {}
 
+  // The responder times every answer whether asked to or not.
   async arm(pasidBase: number, count: number): Promise<ArmedRun> {
     // stdin stays open: the responder exits when it closes, so it cannot outlive this driver.
     const child = spawn(GUEST_RESPONDER, [String(count)], { stdio: ["pipe", "pipe", "pipe", this.device.faultFd] });

@@ -5,9 +5,13 @@
 //
 // Nothing in the uAPI tells the raiser when a fault was answered (the mock
 // device's page_response does nothing), so the answer times come from the
-// relay itself: its control server's event stream, "answered" events for
-// every group, stamped with Date.now() when the relay decided the answer,
-// just before it writes it to the fault fd in the same turn of its event loop.
+// relay itself. Timing each answer (the latency run): its control server's
+// event stream, "answered" events for every group, stamped with Date.now()
+// when the relay decided the answer, just before it writes it to the fault
+// fd in the same turn of its event loop. Back to back the stream cannot keep
+// up (it drops events for a slow viewer, by design), so only the last answer
+// is timed: when the relay's status says every fault of the run is answered,
+// polled every few milliseconds.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,6 +27,8 @@ import type { MockFaultDevice } from "./mock-fault-device.js";
 const START_TIMEOUT_MS = 120_000;
 /** The credit window the emulator sections give the shipped agent. */
 const CREDITS = 4096;
+/** How often a back-to-back run polls the relay's counters: small against a run of seconds under TCG. */
+const POLL_MS = 5;
 
 interface Waiting {
   pasidBase: number;
@@ -36,9 +42,16 @@ export class RelayPathAnswerer implements Answerer {
   private readonly times = new Map<number, number>();
   private waiting: Waiting | null = null;
   private problem: Error | null = null;
-  private closeEvents: () => void = () => undefined;
+  private closeEvents: (() => void) | null = null;
+  /** Faults armed so far: the relay's count of the agent's SUCCESS answers reaches it when a run is done. */
+  private armedTotal = 0;
 
-  private constructor(private readonly relay: Child, private readonly agent: Child, private readonly dir: string) {}
+  private constructor(
+    private readonly relay: Child,
+    private readonly agent: Child,
+    private readonly dir: string,
+    private readonly client: ControlClient,
+  ) {}
 
   static async start(device: MockFaultDevice): Promise<RelayPathAnswerer> {
     const dir = mkdtempSync(join(tmpdir(), "iopf-real-kernel-"));
@@ -56,14 +69,10 @@ export class RelayPathAnswerer implements Answerer {
       RELAY_CLI, "--fault-fd", "3", "--config", relayFile, "--socket-path", socket, "--control", control, "--log-level", "info", "--log-format", "json",
     ], [device.faultFd]);
     const agent = new Child("iopf-agent", process.execPath, [AGENT_BUNDLE, "--connect", `unix:${socket}`, "--config", agentFile, "--log-level", "info"]);
-    const path = new RelayPathAnswerer(relay, agent, dir);
+    const path = new RelayPathAnswerer(relay, agent, dir, new ControlClient(control));
     try {
       await relay.waitForLine(/relay ready/, START_TIMEOUT_MS);
       await agent.waitForLine(/"session up"/, START_TIMEOUT_MS);
-      const client = new ControlClient(control);
-      path.closeEvents = await client.events({ kind: ["answered", "expired"] }, (m) => path.onMessage(m), (reason) => path.fail(`the event stream closed: ${reason}`));
-      // The subscription was written before this request, so the relay has read it by the time it answers.
-      await client.status();
     } catch (err) {
       await path.stop().catch(() => undefined);
       throw err;
@@ -71,12 +80,42 @@ export class RelayPathAnswerer implements Answerer {
     return path;
   }
 
-  async arm(pasidBase: number, count: number): Promise<ArmedRun> {
+  async arm(pasidBase: number, count: number, each: boolean): Promise<ArmedRun> {
+    this.armedTotal += count;
+    if (!each) {
+      this.unsubscribe();
+      return { answered: this.lastAnswer(pasidBase + count - 1, this.armedTotal) };
+    }
+    await this.subscribe();
     const answered = new Promise<Map<number, number>>((resolve, reject) => {
       this.waiting = { pasidBase, count, resolve, reject };
     });
     this.check();
     return { answered };
+  }
+
+  private async subscribe(): Promise<void> {
+    if (this.closeEvents) return;
+    this.closeEvents = await this.client.events({ kind: ["answered", "expired"] }, (m) => this.onMessage(m), (reason) => this.fail(`the event stream closed: ${reason}`));
+    // The subscription was written before this request, so the relay has read it by the time it answers.
+    await this.client.status();
+  }
+
+  private unsubscribe(): void {
+    this.closeEvents?.();
+    this.closeEvents = null;
+  }
+
+  /** The time (us) at which the relay's counters first showed `total` SUCCESS answers by the agent, as the answer time of `lastPasid`. */
+  private async lastAnswer(lastPasid: number, total: number): Promise<Map<number, number>> {
+    for (;;) {
+      const { counters } = await this.client.status();
+      const success = counters.answers["guest"]?.success ?? 0;
+      const other = Object.entries(counters.answers).some(([origin, c]) => c.invalid > 0 || (origin !== "guest" && c.success > 0));
+      if (other) throw new Error(`expected every fault answered SUCCESS by the agent, got the relay's counters ${JSON.stringify(counters.answers)}`);
+      if (success >= total) return new Map([[lastPasid, Date.now() * 1000]]);
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
   }
 
   private onMessage(m: StreamMessage): void {
@@ -115,7 +154,7 @@ export class RelayPathAnswerer implements Answerer {
 
   /** Stops the relay (which answers every group it read), then the agent; returns the relay's counters from its "stopped" line. */
   async stop(): Promise<unknown> {
-    this.closeEvents();
+    this.unsubscribe();
     const code = await this.relay.stop(60_000);
     await this.agent.stop();
     rmSync(this.dir, { recursive: true, force: true });

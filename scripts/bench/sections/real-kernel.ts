@@ -94,8 +94,10 @@ export async function realKernel(ctx: BenchContext): Promise<SectionResult> {
       `warm-up faults. Throughput: ${p.throughputFaults} faults raised back to back, first raise to last answer. Latency: ${p.latencyFaults} faults ` +
       `raised at ${p.latencyRateHz}/s, from just before each raise ioctl to its answer, on the guest's CLOCK_REALTIME. The uAPI gives the raiser no ` +
       `sign that a fault was answered (the mock device's page_response does nothing), so the answering side takes the answer time: the C responder ` +
-      `right after its write() returns (the kernel completes the group inside it); the relay in its control server's event stream (\`--control\`, one ` +
-      `viewer of "answered" events, stamped in whole milliseconds when the relay decides the answer, which it writes in the same event-loop turn). ` +
+      `right after its write() returns (the kernel completes the group inside it); the relay, for the latency run, in its control server's event ` +
+      `stream (\`--control\`, one viewer of "answered" events, stamped in whole milliseconds when the relay decides the answer, which it writes in ` +
+      `the same event-loop turn), and for the throughput run when its status first shows every fault answered (polled every 5 ms; the stream ` +
+      `drops events for a viewer that falls behind, by design). ` +
       `Under TCG every guest instruction is emulated and the host is shared, so absolute times are meaningless: read the relay / C column.`,
     loadAverage,
     tables: [{
@@ -116,7 +118,7 @@ export async function realKernel(ctx: BenchContext): Promise<SectionResult> {
           ? ": the C responder kept up with the raiser, so its figure is the raiser's limit (a lower bound of what it can answer) and the ratio an upper bound."
           : "."),
       `The relay wrote ${p.warmUpFaults + p.throughputFaults + p.latencyFaults} answers, all SUCCESS from the agent, none refused by the kernel (its counters at exit).`,
-      "The relay's answer times have 1 ms resolution (its events carry Date.now()); the C responder's 1 us.",
+      "The relay's answer times have 1 ms resolution (its events carry Date.now(); the throughput run's last answer is seen within a 5 ms poll); the C responder's 1 us.",
       `VM: boot to /init ${bootToInitMs === null ? "n/a" : `${(bootToInitMs / 1000).toFixed(1)} s`}, the whole VM run ${vmSeconds.toFixed(0)} s.`,
     ],
     data: { plan: p, ...report, bootToInitMs, vmSeconds },
