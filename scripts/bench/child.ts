@@ -11,6 +11,7 @@ export class Child {
   readonly exited: Promise<number | null>;
   private readonly tail: string[] = [];
   private readonly watchers: { pattern: RegExp; resolve: (line: string) => void }[] = [];
+  private readonly followers: ((line: string) => void)[] = [];
 
   constructor(readonly name: string, command: string, args: string[], fds: number[] = []) {
     this.process = spawn(command, args, { stdio: ["pipe", "pipe", "pipe", ...fds] });
@@ -28,6 +29,7 @@ export class Child {
   }
 
   private onLine(line: string): void {
+    for (const f of this.followers) f(line);
     this.tail.push(line);
     if (this.tail.length > KEPT_LINES) this.tail.shift();
     for (const w of this.watchers.splice(0)) {
@@ -47,6 +49,11 @@ export class Child {
         resolve(line);
       } });
     });
+  }
+
+  /** Calls fn with every later line (stdout or stderr). */
+  follow(fn: (line: string) => void): void {
+    this.followers.push(fn);
   }
 
   send(line: string): void {

@@ -42,6 +42,17 @@ function wakeUpCosts(lat: { rows: LatencyRow[]; wakeUpFloor: GroupCost } | undef
     `${((perWake(lat.wakeUpFloor) / perWake(main)) * 100).toFixed(0)}% of the relay's cost per wake-up`;
 }
 
+interface Trend { start: number; end: number; mibPerMin: number }
+interface SoakData { relay: Trend; liveRelay: Trend }
+
+function soakText(s: SoakData | undefined): string {
+  if (!s) return "(The soak did not run.)";
+  return `The relay's RSS trend over the second half is ${num(s.relay.mibPerMin)} MiB/min, while its live heap after each full ` +
+    `collection went from ${num(s.liveRelay.start)} to ${num(s.liveRelay.end)} MiB (${num(s.liveRelay.mibPerMin)} MiB/min): the RSS follows V8's ` +
+    "heap sizing (V8 resizes the heap it keeps between collections), not live data. A steadier RSS would take " +
+    "capping the young generation (`--max-semi-space-size`) at some cost in scavenges; not done, as nothing leaks.";
+}
+
 export function findings(sections: SectionResult[]): string {
   const prof = section<{ relay: ProfileSummary; agent: ProfileSummary; syscall: SyscallCost }>(sections, "profile");
   const sys = prof?.syscall;
@@ -94,6 +105,8 @@ export function findings(sections: SectionResult[]): string {
     "   guest program's); per group the agent keeps the decoded request, its Pending entry, the guard's timer and",
     "   the app socket's message, the app client the parsed message and a promise; the relay the group, its pages",
     "   and the ledger entry. What it would take: keep held groups in typed arrays indexed by tag instead of objects.",
+    "",
+    `5. **RSS during the soak.** ${soakText(section<SoakData>(sections, "soak"))}`,
     "",
     "### Changes made, and what they measured",
     "",

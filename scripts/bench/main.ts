@@ -40,6 +40,8 @@ function options(): { quick: boolean; only: string[] } {
 async function main(): Promise<void> {
   const { quick, only } = options();
   const started = Date.now();
+  // Before any section writes its charts: the revision names the code measured, not the run's own output.
+  const code = revision();
   const machine = describeMachine();
   const imgDir = join(ROOT, "docs", "img");
   const profileDir = join(ROOT, "build", "bench-profiles");
@@ -79,7 +81,7 @@ async function main(): Promise<void> {
     machine,
     command: `npm run bench${process.argv.length > 2 ? " -- " + process.argv.slice(2).join(" ") : ""}`,
     quick,
-    revision: revision(),
+    revision: code,
     startedAt: new Date(started).toISOString(),
     durationSeconds: (Date.now() - started) / 1000,
   };

@@ -24,6 +24,8 @@ export interface RelayPathOptions extends RelayConfigOptions {
   credits: number;
   /** The shipped agent accepts FEATURE_RAW_RECORDS (its config's rawRecords; off by default). */
   rawRecords?: boolean;
+  /** Run the relay and the agent with --trace-gc (full collections only): a line per mark-compact, for the live heap. */
+  traceGc?: boolean;
   /** Write node --cpu-prof profiles of the relay and the agent into this folder. */
   profileDir?: string;
 }
@@ -47,7 +49,10 @@ export class RelayPath {
     const agentFile = join(dir, "agent.json");
     writeFileSync(relayFile, JSON.stringify(relayConfig(o)));
     writeFileSync(agentFile, JSON.stringify(o.guest === "hold" ? holdingAgentConfig(o.credits, join(dir, "app.sock")) : agentConfig(o.credits, o.rawRecords)));
-    const prof = (name: string): string[] => (o.profileDir ? ["--cpu-prof", "--cpu-prof-dir", o.profileDir, "--cpu-prof-name", `${name}.cpuprofile`] : []);
+    const prof = (name: string): string[] => [
+      ...(o.profileDir ? ["--cpu-prof", "--cpu-prof-dir", o.profileDir, "--cpu-prof-name", `${name}.cpuprofile`] : []),
+      ...(o.traceGc ? ["--trace-gc", "--trace-gc-ignore-scavenger"] : []),
+    ];
 
     const warm = await KernelEmulator.start();
     const measured = await KernelEmulator.start();

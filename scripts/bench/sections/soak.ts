@@ -1,9 +1,11 @@
 // Section 4, the soak: a steady load for a long time, sampling the RSS of the
-// relay and the agent. Flat means the trend over the second half (after the
-// heap has found its size) stays under FLAT_MIB_PER_MIN.
+// relay and the agent, and their live heap after each full collection. Flat
+// means the trend over the second half (after the heap has found its size)
+// stays under FLAT_MIB_PER_MIN.
 import { LoadOptions } from "../../../src/fault/emulator/kernel-emulator.js";
 import { latencyOf } from "../measure.js";
 import { memoryMiB } from "../proc-stat.js";
+import { followLiveHeap, HeapSample } from "../gc-trace.js";
 import { RelayPath } from "../relay-path.js";
 import { BenchContext, loadNow, num, SectionResult, times } from "../section.js";
 import { median, ratio, slope } from "../statistics.js";
@@ -21,26 +23,36 @@ interface Sample {
   agent: number;
 }
 
-function trend(samples: Sample[], key: "relay" | "agent"): { start: number; end: number; mibPerMin: number } {
-  const half = samples.slice(Math.floor(samples.length / 2));
+interface Trend {
+  start: number;
+  end: number;
+  mibPerMin: number;
+}
+
+/** Over the second half of the points (after the heap has found its size): slope, and medians of its first and last fifth. */
+function trend(points: { seconds: number; value: number }[]): Trend {
+  const half = points.slice(Math.floor(points.length / 2));
+  if (half.length === 0) return { start: NaN, end: NaN, mibPerMin: NaN };
   const edge = Math.max(1, Math.floor(half.length / 5));
   return {
-    start: median(half.slice(0, edge).map((s) => s[key])),
-    end: median(half.slice(-edge).map((s) => s[key])),
-    mibPerMin: slope(half.map((s) => ({ x: s.seconds / 60, y: s[key] }))),
+    start: median(half.slice(0, edge).map((p) => p.value)),
+    end: median(half.slice(-edge).map((p) => p.value)),
+    mibPerMin: slope(half.map((p) => ({ x: p.seconds / 60, y: p.value }))),
   };
 }
 
 export async function soak(ctx: BenchContext): Promise<SectionResult> {
   const loadAverage = loadNow();
   ctx.progress(`soak: ${ctx.soakMs / 1000} s at ${RATE} groups/s`);
-  const p = await RelayPath.start({ devices: DEVICES, guest: "shipped", credits: 4096 });
+  const p = await RelayPath.start({ devices: DEVICES, guest: "shipped", credits: 4096, traceGc: true });
   const samples: Sample[] = [];
+  let heap: { relay: HeapSample[]; agent: HeapSample[] };
   let stats;
   try {
     const load: LoadOptions = { devices: DEVICES, devBase: 1, pasid: 1, records: 4, rate: RATE, durationMs: ctx.soakMs, maxOutstanding: 16384 };
     await p.warmUp({ ...load, durationMs: ctx.warmUpMs });
     const t0 = Date.now();
+    heap = { relay: followLiveHeap(p.relay, t0), agent: followLiveHeap(p.agent, t0) };
     const sample = (): void => void samples.push({ seconds: (Date.now() - t0) / 1000, relay: memoryMiB(p.relay.pid).rss, agent: memoryMiB(p.agent.pid).rss });
     sample();
     const timer = setInterval(sample, ctx.soakMs / SAMPLES);
@@ -55,8 +67,13 @@ export async function soak(ctx: BenchContext): Promise<SectionResult> {
     const final = await p.stop();
     if (final.violationCount > 0) ctx.progress(`soak: ${final.violationCount} emulator violations: ${JSON.stringify(final.violations.slice(0, 3))}`);
   }
-  const relay = trend(samples, "relay"), agent = trend(samples, "agent");
+  const rss = (key: "relay" | "agent"): Trend => trend(samples.map((s) => ({ seconds: s.seconds, value: s[key] })));
+  const live = (key: "relay" | "agent"): Trend => trend(heap[key].map((h) => ({ seconds: h.seconds, value: h.liveMiB })));
+  const relay = rss("relay"), agent = rss("agent");
+  const liveRelay = live("relay"), liveAgent = live("agent");
   const flat = Math.abs(relay.mibPerMin) <= FLAT_MIB_PER_MIN && Math.abs(agent.mibPerMin) <= FLAT_MIB_PER_MIN;
+  const liveFlat = Math.abs(liveRelay.mibPerMin) <= FLAT_MIB_PER_MIN && Math.abs(liveAgent.mibPerMin) <= FLAT_MIB_PER_MIN;
+  const row = (name: string, x: Trend): string[] => [name, num(x.start), num(x.end), times(ratio(x.end, x.start)), num(x.mibPerMin)];
   const lat = latencyOf(stats);
   const chart = ctx.chart("soak-rss.svg", lineChart({
     title: `RSS during the soak (${num(RATE)} groups/s, 4 records)`,
@@ -72,16 +89,19 @@ export async function soak(ctx: BenchContext): Promise<SectionResult> {
     tables: [{
       caption: "RSS over the second half of the soak",
       columns: ["process", "start MiB", "end MiB", "end / start", "trend MiB/min"],
-      rows: [["relay", relay], ["agent", agent]].map(([name, t]) => {
-        const x = t as typeof relay;
-        return [name as string, num(x.start), num(x.end), times(ratio(x.end, x.start)), num(x.mibPerMin)];
-      }),
+      rows: [row("relay", relay), row("agent", agent)],
+    }, {
+      caption: `Live JS heap after each full collection (--trace-gc), over the second half: ${heap.relay.length} collections in the relay, ${heap.agent.length} in the agent`,
+      columns: ["process", "start MiB", "end MiB", "end / start", "trend MiB/min"],
+      rows: [row("relay", liveRelay), row("agent", liveAgent)],
     }],
     charts: [chart],
     notes: [
-      `Target: no RSS growth (|trend| <= ${FLAT_MIB_PER_MIN} MiB/min): ${flat ? "met" : "not met"}.`,
+      `Target: no RSS growth (|trend| <= ${FLAT_MIB_PER_MIN} MiB/min): ${flat ? "met" : "not met"} by the RSS; the live heap after each full collection is ${liveFlat ? "flat" : "growing"} ` +
+        `(relay ${num(liveRelay.start)} -> ${num(liveRelay.end)} MiB, agent ${num(liveAgent.start)} -> ${num(liveAgent.end)} MiB)` +
+        (liveFlat && !flat ? ": the RSS moves as V8 grows and shrinks its heap around live data that does not grow." : "."),
       `Over the soak: ${num(stats.answeredSuccess)} groups answered by the agent, ${num(stats.answeredInvalid)} by deadline, latency p50 ${num(lat.p50Us)} us, p99 ${num(lat.p99Us)} us, p99.9 ${num(lat.p999Us)} us.`,
     ],
-    data: { rate: RATE, devices: DEVICES, samples, relay, agent, latency: lat, answeredSuccess: stats.answeredSuccess, answeredInvalid: stats.answeredInvalid },
+    data: { rate: RATE, devices: DEVICES, samples, relay, agent, liveHeap: heap, liveRelay, liveAgent, latency: lat, answeredSuccess: stats.answeredSuccess, answeredInvalid: stats.answeredInvalid },
   };
 }
