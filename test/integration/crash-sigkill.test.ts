@@ -35,7 +35,15 @@ test(`the relay SIGKILLed ${KILLS} times at random points: every group answered 
   const socket = join(dir, "link.sock");
   const journal = join(dir, "journal");
   const emulator = await KernelEmulator.start();
+  // Whatever fails, the emulator and the last relay must end: left running they keep the test worker, and the whole run, alive.
+  let last: ChildProcess | null = null;
+  t.teardown(async () => {
+    last?.kill("SIGKILL");
+    await emulator.close();
+  });
   const replays: Replay[] = [];
+  /** Warnings and errors of every relay, shown if the test fails. */
+  const complaints: string[] = [];
   const startRelay = (): ChildProcess => {
     const child = spawn(process.execPath, [relayCli, "--fault-fd", "3", "--config", config, "--socket-path", socket, "--journal", journal, "--log-format", "json"], {
       stdio: ["ignore", "ignore", "pipe", emulator.faultFd],
@@ -44,6 +52,7 @@ test(`the relay SIGKILLed ${KILLS} times at random points: every group answered 
       try {
         const l = JSON.parse(line) as Record<string, unknown>;
         if (l.msg === "journal replayed") replays.push(l as unknown as Replay);
+        if (l.level === "warn" || l.level === "error") complaints.push(line);
       } catch {
         t.log(line);
       }
@@ -63,7 +72,7 @@ test(`the relay SIGKILLed ${KILLS} times at random points: every group answered 
     child.kill("SIGKILL");
     await exited(child);
   }
-  const last = startRelay();
+  const relay = (last = startRelay());
   await load;
   let stats = await emulator.stats();
   try {
@@ -71,13 +80,16 @@ test(`the relay SIGKILLed ${KILLS} times at random points: every group answered 
       void emulator.stats().then((s) => (stats = s));
       return stats.outstanding === 0;
     }, 20_000, "every delivered group answered");
+  } catch (err) {
+    t.log(`still outstanding: ${stats.outstanding}; the last relay ${relay.exitCode === null && relay.signalCode === null ? "runs" : `exited (${relay.exitCode ?? relay.signalCode})`}; ` +
+      `kills after ${lives.join(", ")} ms; replays ${JSON.stringify(replays)}; warnings and errors:\n${complaints.slice(-20).join("\n")}`);
+    throw err;
   } finally {
-    last.kill("SIGTERM");
-    await exited(last);
+    relay.kill("SIGTERM");
+    await exited(relay);
     agent.stop();
   }
   const final = await emulator.quit();
-  await emulator.close();
 
   const inDoubt = replays.reduce((n, r) => n + r.reanswered + r.refusedAsAlreadyAnswered, 0);
   t.log(`kills after ${lives.join(", ")} ms; delivered ${final.deliveredGroups}, success ${final.answeredSuccess}, invalid ${final.answeredInvalid}; ` +
