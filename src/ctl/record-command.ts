@@ -4,8 +4,9 @@
 // knows the file is not complete there. Ends on SIGINT, or after --count
 // events or --duration seconds.
 import { createWriteStream } from "node:fs";
-import type { EventFilter, StreamMessage } from "../relay/control/wire-event.js";
+import type { EventFilter } from "../relay/control/wire-event.js";
 import { ControlClient, CtlError } from "./control-client.js";
+import { followEvents } from "./follow-events.js";
 
 export interface RecordOptions {
   file: string;
@@ -22,37 +23,20 @@ export async function recordCommand(client: ControlClient, o: RecordOptions, err
   });
   let events = 0;
   let lost = 0;
-  await new Promise<void>((resolve, reject) => {
-    let close: (() => void) | null = null;
-    let done = false;
-    const finish = (): void => {
-      if (done) return;
-      done = true;
-      close?.();
-      resolve();
-    };
-    const onMessage = (m: StreamMessage): void => {
-      if (done) return;
-      if (m.type === "lost") {
-        lost += m.count;
-        file.write(JSON.stringify({ lost: m.count, t: Date.now() }) + "\n");
-      }
-      if (m.type !== "events") return;
-      for (const e of m.events) {
-        file.write(JSON.stringify(e) + "\n");
-        events++;
-        if (o.count > 0 && events >= o.count) return finish();
-      }
-    };
-    client.events(o.filter, onMessage, (reason) => {
-      if (!done) err(`iopfctl: the relay closed the event stream: ${reason}\n`);
-      finish();
-    }).then((c) => {
-      close = c;
-      process.once("SIGINT", finish);
-      if (o.durationMs > 0) setTimeout(finish, o.durationMs).unref();
-    }, reject);
-  });
+  await followEvents(client, o.filter, {
+    event: (e) => {
+      file.write(JSON.stringify(e) + "\n");
+      events++;
+      return o.count > 0 && events >= o.count;
+    },
+    other: (m) => {
+      if (m.type !== "lost") return;
+      lost += m.count;
+      file.write(JSON.stringify({ lost: m.count, t: Date.now() }) + "\n");
+    },
+    signals: ["SIGINT"],
+    stopAfterMs: o.durationMs,
+  }, err);
   await new Promise<void>((resolve) => file.end(resolve));
   return { events, lost };
 }
