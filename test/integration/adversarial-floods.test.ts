@@ -11,6 +11,7 @@ import { buildFrame } from "../../src/link/frame-sender.js";
 import { encodeMarker, MarkerKind } from "../../src/link/sync-marker.js";
 import { until } from "../support/memory-stream.js";
 import { clean, HostileRelay } from "../support/hostile-relay.js";
+import type { HostileGuest } from "../support/hostile-guest.js";
 import { measureRss } from "../support/hostile-memory.js";
 import { deafGuest, flood } from "../support/hostile-socket.js";
 
@@ -37,6 +38,16 @@ function* packed(count: number, make: (i: number) => Buffer): Generator<Buffer> 
 }
 
 /** After a flood: a behaving session on a new connection still gets groups and answers them. */
+/** A relay whose guest holds 5 groups with deadlines and grace long enough to outlast any flood. */
+async function holdingFive(): Promise<{ relay: HostileRelay; guest: HostileGuest }> {
+  const relay = await HostileRelay.start({ deadlineMs: 30_000, graceMs: 60_000 });
+  const guest = await relay.connect();
+  await until(() => relay.core.currentSession !== null, 3000, "a session");
+  relay.raise(5);
+  await until(() => guest.requests.length === 5, 3000, "5 requests");
+  return { relay, guest };
+}
+
 async function stillServes(relay: HostileRelay): Promise<void> {
   const guest = await relay.connect();
   await until(() => relay.core.currentSession !== null && guest.epoch === relay.core.currentSession.epoch, 5000, "a session after the flood");
@@ -73,11 +84,7 @@ test.serial("a million forged answers: all dropped and counted, memory bounded, 
 
 test.serial("a storm of 200k SYNC markers with fresh nonces: one session at a time, nothing lost", async (t) => {
   t.timeout(120_000);
-  const relay = await HostileRelay.start({ deadlineMs: 30_000, graceMs: 60_000 });
-  const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 3000, "a session");
-  relay.raise(5);
-  await until(() => guest.requests.length === 5, 3000, "5 requests");
+  const { relay, guest } = await holdingFive();
   guest.welcome = () => null;
   const { memory } = await measureRss(async () => {
     await guest.pour(packed(200_000, (i) => encodeMarker(MarkerKind.SYNC, BigInt(i + 1) * 0x9e3779b97f4a7c15n & 0xffffffffffffffffn)));
@@ -95,11 +102,7 @@ test.serial("a storm of 200k SYNC markers with fresh nonces: one session at a ti
 
 test.serial("endless ERROR frames: the session ends once, the relay waits, nothing is answered twice", async (t) => {
   t.timeout(120_000);
-  const relay = await HostileRelay.start({ deadlineMs: 30_000, graceMs: 60_000 });
-  const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 3000, "a session");
-  relay.raise(5);
-  await until(() => guest.requests.length === 5, 3000, "5 requests");
+  const { relay, guest } = await holdingFive();
   const { memory } = await measureRss(() => guest.pour(packed(200_000, () => guest.frame(RequestCode.ERROR, pb.Error, { code: 7, message: "x".repeat(100) }))));
   t.log(`200k ERROR frames: RSS ${memory.baselineMb} -> peak ${memory.peakMb} MB (+${memory.growthMb}), sessions down ${relay.core.metrics.sessionsDown}`);
   t.true(memory.growthMb < FLOOD_GROWTH_BOUND_MB, `RSS grew ${memory.growthMb} MB, bound ${FLOOD_GROWTH_BOUND_MB}`);
