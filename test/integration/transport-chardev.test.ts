@@ -164,6 +164,25 @@ test("bytes both ways, hangup when the peer leaves, bytes from the next peer on 
   t.is(closes(), 1);
 });
 
+test("bytes read while closing post no new read: the fd is released once the last write is done, with the peer silent", async (t) => {
+  const { master, slave } = createPty();
+  const stream = new CharDeviceStream(master, `chardev:${slave} (master)`);
+  const peer = await Peer.open(slave);
+  t.teardown(() => peer.close());
+  let closedYet = false;
+  stream.on("close", () => (closedYet = true));
+  // Long enough in the pty that the peer's reply arrives while it is still being written.
+  const big = pattern(8 * 1024 * 1024, 5);
+  stream.write(big);
+  stream.end();
+  const readWhileClosing = new Promise<boolean>((resolve) => stream.on("data", () => resolve(!closedYet)));
+  peer.send(Buffer.from("last reply"));
+  t.true(await readWhileClosing, "the reply was read before the stream closed");
+  await peer.until(big.length, 40_000);
+  const released = await Promise.race([stream.released.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 2000))]);
+  t.true(released, "no read sleeps after the close, so the fd is closed without more bytes from the peer");
+});
+
 test("multi-megabyte transfers with backpressure both ways", async (t) => {
   const { master, slave } = createPty();
   const stream = new CharDeviceStream(master, `chardev:${slave} (master)`);

@@ -99,7 +99,9 @@ export class CharDeviceStream extends StreamEvents implements ByteStream {
       // A "data" chunk belongs to its listener for good (the frame parser
       // keeps views into it), so it is a copy: readBuffer is read into again.
       this.emit("data", Buffer.from(this.readBuffer.subarray(0, n)));
-      this.startRead();
+      // Closing: no new read. One posted now would sleep past the close (the
+      // peer's last reply may be the bytes just read), holding the fd and the exit.
+      if (!this.ending) this.startRead();
     });
   }
 
