@@ -78,10 +78,13 @@ test("a frame trickled one byte per read is parsed like any other; a half-sent f
   relay.raise(2);
   await until(() => guest.requests.length === 2, 3000, "2 requests");
   const frame = guest.frame(RequestCode.PAGE_RESPONSES, pb.PageResponseBatch, { responses: [{ tag: guest.requests[0]!.tag, code: 0 }] });
+  // No heartbeat of the guest's own may land between two of the frame's bytes.
+  guest.stopHeartbeats();
   for (const byte of frame) {
     guest.write(Buffer.from([byte]));
     await tick(1);
   }
+  guest.keepAlive();
   await until(() => relay.audit.count("guest") === 1, 3000, "the trickled answer");
   // Half a frame, then the guest "restarts": its SYNC is inside the stale payload and is not seen;
   // the relay is stuck in the payload until the bytes complete it or liveness ends the session.
