@@ -2,7 +2,7 @@
 // guest agent bundled into dist/iopf-agent.mjs. Skips steps whose inputs are
 // unchanged since their output was written.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, statSync, copyFileSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join, dirname, basename } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -40,7 +40,23 @@ function generateProtobuf() {
   }
 }
 
+/** Compiled files whose TypeScript source is gone: a stale test would still run, against modules that no longer exist. */
+function removeStaleOutputs(dir) {
+  if (!existsSync(dir)) return;
+  for (const name of readdirSync(dir)) {
+    const out = join(dir, name);
+    if (statSync(out).isDirectory()) {
+      if (out !== join(root, "build", "src", "gen")) removeStaleOutputs(out);
+      continue;
+    }
+    if (!/\.js(\.map)?$/.test(out)) continue;
+    const source = join(root, out.slice(join(root, "build").length + 1)).replace(/\.js(\.map)?$/, ".ts");
+    if (!existsSync(source)) rmSync(out);
+  }
+}
+
 function compileTypeScript() {
+  removeStaleOutputs(join(root, "build"));
   run(bin("tsc"), ["-p", "."]);
   const genOut = join(root, "build", "src", "gen");
   mkdirSync(genOut, { recursive: true });
