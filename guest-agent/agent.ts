@@ -9,7 +9,7 @@ import type { ByteStream } from "../src/link/transport/byte-stream.js";
 import { openCharDevice } from "../src/link/transport/chardev.js";
 import { AppServer } from "./app/app-server.js";
 import { Registry } from "./app/registry.js";
-import { Backoff, sleep } from "./backoff.js";
+import { Backoff, sleep } from "../src/link/backoff.js";
 import { AgentConfig } from "./config.js";
 import { cpuPageSize } from "./handlers/procmem/page-size.js";
 import { ProcessTable } from "./handlers/procmem/process-table.js";
@@ -102,12 +102,16 @@ export class Agent {
         const stream = await this.opener.open();
         if (stream && signal.aborted) stream.destroy();
         if (stream && !signal.aborted) {
-          backoff.reset();
           lastProblem = "";
-          await this.serve(stream);
-          continue;
+          if (!(await this.serve(stream))) {
+            backoff.reset();
+            continue;
+          }
+          // Another agent took the relay over: taking it straight back would make the two flap.
+          problem = "another agent connection took over the relay; backing off before trying again";
+        } else {
+          problem = `waiting for ${this.opener.what}`;
         }
-        problem = `waiting for ${this.opener.what}`;
       } catch (err) {
         problem = `cannot open ${this.opener.what}: ${(err as Error).message}`;
       }
@@ -118,7 +122,8 @@ export class Agent {
     }
   }
 
-  private async serve(stream: ByteStream): Promise<void> {
+  /** Serves one stream until it closes; true when the relay closed it because another agent took over. */
+  private async serve(stream: ByteStream): Promise<boolean> {
     const { config, log } = this.options;
     log.info("port open", { port: stream.description });
     const session = new SessionClient(
@@ -143,5 +148,6 @@ export class Agent {
     log.info("port closed", { port: stream.description, err });
     // A port that opens and closes at once would otherwise spin.
     await sleep(config.retryMinMs, this.stopping.signal);
+    return session.replaced;
   }
 }

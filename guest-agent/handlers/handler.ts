@@ -3,14 +3,15 @@
 // turns throws and overruns into INVALID, so a handler may simply fail.
 import { pb, WirePageRequest } from "../../src/link/messages.js";
 import { iopf } from "../../src/gen/guest_link.js";
+import { Perm } from "../../src/viommu/record.js";
 
 export type ResponseCode = iopf.link.v1.ResponseCode;
 export const SUCCESS: ResponseCode = pb.ResponseCode.RESPONSE_SUCCESS;
 export const INVALID: ResponseCode = pb.ResponseCode.RESPONSE_INVALID;
 export const FAILURE: ResponseCode = pb.ResponseCode.RESPONSE_FAILURE;
 
-/** Page permission bits of the wire (proto Page.perm). */
-export const Perm = { READ: 1, WRITE: 2, EXEC: 4, PRIV: 8 } as const;
+/** Page permission bits of the wire (proto Page.perm): one declaration, in the vIOMMU layer. */
+export { Perm };
 
 export type AnswerName = "success" | "invalid" | "failure";
 const BY_NAME: Record<AnswerName, ResponseCode> = { success: SUCCESS, invalid: INVALID, failure: FAILURE };

@@ -51,6 +51,11 @@ export class SessionClient implements GuestLinkHandler {
     this.link.start();
   }
 
+  /** The relay closed this connection because another agent took over: reconnecting at once would take it back. */
+  get replaced(): boolean {
+    return this.link.peerGoodbye === pb.GoodbyeReason.GOODBYE_REPLACED;
+  }
+
   /** Says goodbye to the relay (if a session is up) and closes the stream once it is written. */
   stop(message: string): void {
     this.link.close(pb.GoodbyeReason.GOODBYE_SHUTDOWN, message);

@@ -44,8 +44,9 @@ async function main(): Promise<void> {
   writeFileSync(agentConfig, JSON.stringify(AGENT_CONFIG));
   const log = createLogger("iopf-relay", "json", "warn", (line) => process.stderr.write(line));
 
-  const opened = await openSources({ faultFds: [], iommufd: false, builtIn: ["emulator"], rate: 0, devIds: DEMO_DEV_IDS }, log, () => undefined);
-  const relay = await startRelay({ config: demoConfig(), link: { listen: `unix:${socket}` }, sources: opened.sources, log, software: SOFTWARE });
+  const config = demoConfig();
+  const opened = await openSources({ faultFds: [], emulatorFds: [], iommufd: false, builtIn: ["emulator"], rate: 0, devIds: DEMO_DEV_IDS, maxHeld: config.maxHeld }, log, () => undefined);
+  const relay = await startRelay({ config, link: { listen: `unix:${socket}` }, sources: opened.sources, log, software: SOFTWARE });
   let stopping = false;
   // Faults start once the agent is there, as a device starts faulting once the guest runs.
   relay.core.events.once("event", function onEvent(e: { kind: string }) {

@@ -2,17 +2,16 @@
 // iopf-relay: carries IO page faults from the host's iommufd fault queue to
 // the guest's agent and its answers back. Never daemonizes; exits promptly on
 // SIGTERM after answering every group it has read.
-import { loadRelayConfig, ConfigError, RelayConfig } from "../relay/config.js";
+import { loadRelayConfig, ConfigError, readConfigText, RelayConfig } from "../relay/config.js";
 import { capabilities } from "../relay/capabilities.js";
 import { parseRelayCli, UsageError, USAGE } from "../relay/cli-options.js";
 import { parseQemuArgsCli, printQemuArgs, QEMU_ARGS_USAGE } from "../relay/control/qemu-args.js";
 import { startRelay } from "../relay/daemon.js";
 import { DEMO_DEV_IDS, demoConfig, demoConfigJson } from "../relay/demo-config.js";
 import { runKeeper } from "../relay/keeper.js";
-import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { createLogger } from "../relay/log.js";
-import { openSources } from "../relay/source-factory.js";
+import { openSources, SourceError } from "../relay/source-factory.js";
 import { SOFTWARE, VERSION } from "../relay/version.js";
 
 async function main(argv: string[]): Promise<number> {
@@ -40,11 +39,10 @@ async function main(argv: string[]): Promise<number> {
   if (cli.config) config = loadRelayConfig(cli.config);
   else if (cli.faultFds.length === 0 && !cli.iommufd) config = demoConfig();
   else throw new UsageError("the kernel's fault sources need --config FILE with the device map (\"viommu\" and \"devices\"; see docs/operations.md)");
-  if (cli.journal) config = { ...config, journal: cli.journal };
   if (cli.keeper) {
-    const configJson = cli.config ? readFileSync(cli.config, "utf8") : demoConfigJson();
+    const configJson = cli.config ? readConfigText(cli.config) : demoConfigJson();
     return runKeeper({
-      cli, script: fileURLToPath(import.meta.url), configJson,
+      cli, script: fileURLToPath(import.meta.url), configJson, maxHeld: config.maxHeld,
       devIds: cli.config ? config.devices.entries.map((e) => e.devId) : DEMO_DEV_IDS,
       log: createLogger("iopf-relay-keeper", cli.logFormat, cli.logLevel),
       announce: (info) => process.stdout.write(JSON.stringify(info) + "\n"),
@@ -52,11 +50,19 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const opened = await openSources(
-    { faultFds: cli.faultFds, iommufd: cli.iommufd, builtIn: cli.sources, rate: cli.rate, devIds: cli.config ? config.devices.entries.map((e) => e.devId) : DEMO_DEV_IDS, journal: config.journal },
+    {
+      faultFds: cli.faultFds, emulatorFds: cli.emulatorFds, iommufd: cli.iommufd, builtIn: cli.sources, rate: cli.rate,
+      devIds: cli.config ? config.devices.entries.map((e) => e.devId) : DEMO_DEV_IDS, maxHeld: config.maxHeld,
+    },
     log,
     (info) => process.stdout.write(JSON.stringify(info) + "\n"),
   );
-  const relay = await startRelay({ config, link: cli.link, sources: opened.sources, log, software: SOFTWARE, control: cli.control, emulator: opened.emulator, journal: opened.journal });
+  const relay = await startRelay({ config, link: cli.link, sources: opened.sources, log, software: SOFTWARE, control: cli.control, emulator: opened.emulator });
+  // Under a keeper: tell it this relay started (a relay that exits before this, again and again, cannot start).
+  if (process.send) {
+    process.send({ ready: true });
+    process.channel?.unref();
+  }
 
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
@@ -84,7 +90,7 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exit(code);
   },
   (err: Error) => {
-    const known = err instanceof UsageError || err instanceof ConfigError;
+    const known = err instanceof UsageError || err instanceof ConfigError || err instanceof SourceError;
     process.stderr.write(`iopf-relay: ${err.message}\n${err instanceof UsageError ? "run iopf-relay --help for the options\n" : ""}`);
     if (!known && err.stack) process.stderr.write(err.stack + "\n");
     process.exit(err instanceof UsageError ? 2 : 1);

@@ -13,6 +13,8 @@ export function formatEvent(e: WireEvent): string {
     case "answered":
     case "expired":
       return `${head}  ${e.code} by ${e.origin} after ${microseconds(e.latencyUs ?? 0)}`;
+    case "ended":
+      return `${head}  no answer from the relay: ${e.reason === "kernel-ended" ? "the kernel answered it itself" : "its source went away"}`;
     case "sent":
       return `${head}  ${e.count} group${e.count === 1 ? "" : "s"} to session ${e.epoch}`;
     case "dropped":

@@ -25,13 +25,15 @@ export const KernelCode = { SUCCESS: 0, INVALID: 1 } as const;
 export type KernelCode = (typeof KernelCode)[keyof typeof KernelCode];
 
 /** Who decided a group's answer; every answer is counted by origin. */
-export type AnswerOrigin =
-  | "guest"
-  | "deadline"
-  | "overflow"
-  | "unknown-device"
-  | "oversized"
-  | "shutdown"
-  | "device-removed"
-  | "session-lost"
-  | "recovered";
+export const ANSWER_ORIGINS = [
+  "guest", "deadline", "unknown-device", "oversized", "shutdown", "device-removed", "session-lost",
+] as const;
+export type AnswerOrigin = (typeof ANSWER_ORIGINS)[number];
+
+/**
+ * How a group can end without an answer from the relay: the kernel answered
+ * it itself (a detach or replace; the relay learns it when the cookie is read
+ * again, or from the VMM), or its source went away with it.
+ */
+export const END_REASONS = ["kernel-ended", "source-gone"] as const;
+export type EndReason = (typeof END_REASONS)[number];

@@ -4,34 +4,51 @@
 // a call that can block: O_NONBLOCK belongs to the open file and is shared
 // with every holder of an inherited fd, so nothing here relies on it.
 //
-//   const pump = new FaultPump();
-//   await pump.start([faultFd], { journal: { path, fds: [faultFd] } });  // the journal is optional
+// It also bounds what the relay holds (groups read and not yet answered):
+// a read never takes that past maxHeld plus one read, so a relay that dies
+// leaves no cookie above that bound, and the next reader answers them all
+// before its first read (`sweep` on add, sweep.ts).
+//
+//   const pump = new FaultPump({ maxHeld: 8192 });
+//   await pump.start();
+//   pump.add(faultFd, "kernel", { sweep: true });
+//   pump.setLimit(4096);                              // flow control: hold at most this many
 //   for await (const ev of pump) if (ev.type === "records") pump.answer(ev.fd, answersFor(ev.records));
 //   // elsewhere: await pump.stop();  the loop then ends after the records already read.
-import { Worker } from "node:worker_threads";
+import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import { performance } from "node:perf_hooks";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import * as libc from "./libc.js";
-import { EINVAL, errnoName } from "./errno.js";
+import { errnoName } from "./errno.js";
 import { FaultQueue, DEFAULT_RECORDS_PER_READ, type AnswerResult } from "./fault-queue.js";
 import {
-  CTRL_HEAD, CTRL_PAUSE, CTRL_PAUSED, CTRL_STOP, CTRL_TAIL, PAUSED_FOR_GOOD, KIND_RECORDS, SLOT_BYTES_OR_REVENTS, SLOT_ERRNO, SLOT_FD, SLOT_KIND,
+  CTRL_CHANGE, CTRL_HEAD, CTRL_LIMIT, CTRL_READ, CTRL_RELEASED, CTRL_STOP, CTRL_TAIL, CTRL_WAITING,
+  ERRNO_GROUP_TOO_LARGE, KIND_FD_ERROR, KIND_RECORDS, KIND_REMOVED, KIND_SWEPT, SLOT_A, SLOT_B, SLOT_FD, SLOT_KIND,
   ringLayout, slotDataOffset, slotOffset, type RingLayout,
 } from "./fault-ring.js";
+import type { FdKind } from "./record-reader.js";
 import { decodeFaultRecords, FAULT_RECORD_SIZE, type FaultAnswer, type FaultRecord } from "./uapi-structs.js";
-import type { PumpWorkerData } from "./fault-pump-worker.js";
+import type { PumpCommand, PumpWorkerData } from "./fault-pump-worker.js";
+
+export type { FdKind };
 
 // Atomics.waitAsync is in Node 20's V8 but in TypeScript's lib only from ES2024.
 type WaitAsync = (ta: Int32Array, index: number, value: number) => { async: false; value: string } | { async: true; value: Promise<string> };
 const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
 
 export type PumpEvent =
-  /** Records read from fd in one read(): whole groups from the kernel; a stream source may split a group across events. */
+  /** Records read from fd: whole groups from a kernel fd (a group larger than a slot spans several events); a stream may split a group anywhere. */
   | { type: "records"; fd: number; records: FaultRecord[] }
-  /** The fd reported POLLERR/POLLHUP/POLLNVAL or a read failed; the pump no longer watches it. */
-  | { type: "fd-error"; fd: number; revents: number; errno: number; message: string };
+  /** The fd failed (poll error, read error, a stream's end, a group too large to read); the pump no longer watches it. */
+  | { type: "fd-error"; fd: number; revents: number; errno: number; message: string }
+  /** Before its first read, fd's cookies 1..bound were answered SUCCESS; `accepted` of them were outstanding (null: a stream cannot tell). */
+  | { type: "swept"; fd: number; accepted: number | null; bound: number }
+  /** remove(fd) took effect: nothing more comes from fd. */
+  | { type: "removed"; fd: number };
 
 export interface FaultPumpOptions {
+  /** The most groups the relay holds read and unanswered; a read may add one read's worth on top. Default 8192. */
+  maxHeld?: number;
   /** Ring slots, a power of two; each holds one read(). Default 64. */
   slots?: number;
   /** Records per read(), the in-tree users' 100 by default. */
@@ -44,17 +61,11 @@ export interface FaultPumpOptions {
   turnBudgetMs?: number;
 }
 
-const PAUSE_ACK_TIMEOUT_MS = 100;
+export const DEFAULT_MAX_HELD = 8192;
 
-export interface PumpStartOptions {
-  /**
-   * Append every read() of these fds to the file at path, as a RAW record,
-   * before its records are handed out (src/kernel/read-journal.ts). The file
-   * must exist; the worker opens it with O_APPEND.
-   */
-  journal?: { path: string; fds: readonly number[] };
-  /** Per fd, bytes a previous reader read and never handed out (from the journal): handed out first. */
-  carry?: ReadonlyMap<number, Uint8Array>;
+/** The highest cookie a reader holding at most maxHeld groups can leave outstanding: a sweep answers 1 to this. */
+export function sweepBound(maxHeld: number, recordsPerRead = DEFAULT_RECORDS_PER_READ): number {
+  return maxHeld + recordsPerRead;
 }
 
 export class FaultPump implements AsyncIterable<PumpEvent> {
@@ -64,44 +75,59 @@ export class FaultPump implements AsyncIterable<PumpEvent> {
   readonly #view: DataView;
   readonly #turnBudgetMs: number;
   readonly #queues = new Map<number, FaultQueue>();
+  readonly #heldBound: number;
+  #commands: MessagePort | undefined;
   #worker: Worker | undefined;
   #wakeFd = -1;
   #tail = 0;
+  #released = 0;
   #exited: Promise<void> = Promise.resolve();
   #running = false;
   #failure: Error | undefined;
   #turnStart = 0;
   #iterating = false;
-  #pauseGeneration = 0;
   // process.exit() terminates workers and waits for them; a worker blocked in
   // poll() inside ffi-rs never returns, so the process would hang for ever.
   // Waking the worker on "exit" lets every exit path, including Node's own on
   // an uncaught exception, end the process.
-  readonly #wakeOnExit = (): void => this.#wake();
+  readonly #wakeOnExit = (): void => this.#stopWorker();
 
   constructor(opts: FaultPumpOptions = {}) {
-    this.#layout = ringLayout(opts.slots ?? 64, opts.recordsPerRead ?? DEFAULT_RECORDS_PER_READ, FAULT_RECORD_SIZE);
+    const recordsPerRead = opts.recordsPerRead ?? DEFAULT_RECORDS_PER_READ;
+    this.#layout = ringLayout(opts.slots ?? 64, recordsPerRead, FAULT_RECORD_SIZE);
+    this.#heldBound = sweepBound(opts.maxHeld ?? DEFAULT_MAX_HELD, recordsPerRead);
     this.#sab = new SharedArrayBuffer(this.#layout.totalBytes);
     this.#ctrl = new Int32Array(this.#sab, 0, 16);
     this.#view = new DataView(this.#sab);
     this.#turnBudgetMs = opts.turnBudgetMs ?? 2;
   }
 
-  /** Starts watching fds (fault fds or emulator sockets, owned by the caller) and resolves once the worker runs. */
-  async start(fds: readonly number[], opts: PumpStartOptions = {}): Promise<void> {
+  /** The cookies a sweep answers: 1 to this. */
+  get sweepBound(): number {
+    return this.#heldBound;
+  }
+
+  /** Groups read and not yet released, those in the ring included. */
+  get held(): number {
+    return (Atomics.load(this.#ctrl, CTRL_READ) - Atomics.load(this.#ctrl, CTRL_RELEASED)) | 0;
+  }
+
+  /** The worker has a readable fd and waits for the relay to hold fewer groups (back-pressure). */
+  get waitingForRoom(): boolean {
+    return Atomics.load(this.#ctrl, CTRL_WAITING) !== 0;
+  }
+
+  /** Starts the worker with no fd (add() gives it some) and resolves once it runs. Reads wait for setLimit(). */
+  async start(): Promise<void> {
     if (this.#worker) throw new Error("FaultPump.start: already started; stop() it first");
-    Atomics.store(this.#ctrl, CTRL_STOP, 0);
-    Atomics.store(this.#ctrl, CTRL_PAUSE, 0);
-    Atomics.store(this.#ctrl, CTRL_PAUSED, 0);
+    for (const i of [CTRL_STOP, CTRL_READ, CTRL_RELEASED, CTRL_LIMIT, CTRL_WAITING]) Atomics.store(this.#ctrl, i, 0);
+    this.#released = 0;
     this.#failure = undefined;
-    for (const fd of fds) this.#queues.set(fd, new FaultQueue(fd, this.#layout.recordsPerSlot));
     this.#wakeFd = libc.eventfd();
-    const data: PumpWorkerData = {
-      sab: this.#sab, layout: this.#layout, wakeFd: this.#wakeFd, fds: [...fds],
-      journal: opts.journal ? { path: opts.journal.path, fds: [...opts.journal.fds] } : null,
-      carry: [...(opts.carry ?? new Map<number, Uint8Array>())],
-    };
-    const worker = new Worker(new URL("./fault-pump-worker.js", import.meta.url), { workerData: data });
+    const { port1, port2 } = new MessageChannel();
+    this.#commands = port1;
+    const data: PumpWorkerData = { sab: this.#sab, layout: this.#layout, wakeFd: this.#wakeFd, commands: port2, heldBound: this.#heldBound };
+    const worker = new Worker(new URL("./fault-pump-worker.js", import.meta.url), { workerData: data, transferList: [port2] });
     this.#worker = worker;
     this.#running = true;
     process.once("exit", this.#wakeOnExit);
@@ -126,81 +152,78 @@ export class FaultPump implements AsyncIterable<PumpEvent> {
       process.off("exit", this.#wakeOnExit);
       libc.close(this.#wakeFd);
       this.#wakeFd = -1;
-      this.#queues.clear();
       throw err;
     }
   }
 
   /**
-   * Stops the worker by waking its poll() (never by terminate(): that crashes
-   * the process inside an ffi-rs call) and resolves once it exited. Records it
-   * had read are still handed out by the iterator, which then ends.
+   * Watches fd (a fault fd or an emulator's, owned by the caller). With
+   * sweep, its cookies 1..sweepBound are answered SUCCESS first: the fd may
+   * have been read by a reader that is gone (it must be gone: one reader per
+   * fault queue).
    */
-  async stop(): Promise<void> {
-    const worker = this.#worker;
-    if (!worker) return;
-    this.#wake();
-    await this.#exited;
-    process.off("exit", this.#wakeOnExit);
-    this.#worker = undefined;
-    libc.close(this.#wakeFd);
-    this.#wakeFd = -1;
-    for (const q of this.#queues.values()) q.dispose();
+  add(fd: number, kind: FdKind, opts: { sweep: boolean }): void {
+    if (this.#queues.has(fd)) throw new Error(`FaultPump.add: fd ${fd} is already watched`);
+    this.#queues.set(fd, new FaultQueue(fd, {
+      flushed: (n) => this.release(n),
+      gone: () => undefined, // the next answer() reports it to its caller
+    }));
+    this.#command({ op: "add", fd, kind, sweep: opts.sweep });
   }
 
   /**
-   * Returns once the worker appends nothing to the journal and has closed
-   * it: it finished any read in progress (journaled and published it) and
-   * waits. resume() lets it reopen the journal's path (renamed over by a
-   * rewrite) and read on. This blocks the calling thread for a thread
-   * wake-up (0.2-0.6 ms median on 2 busy cores): the worker acks between two reads, from poll() (the eventfd wakes it) or
-   * from waiting for ring space (notified), and never waits for this thread
-   * meanwhile. Waiting here rather than on the event loop keeps the pause as
-   * short as the caller's rewrite. Throws when no ack came within 100 ms.
+   * Stops reading fd; a "removed" event follows once the worker let go of it
+   * (records read before come first). Answers can still be written to it
+   * until stop().
    */
-  pause(): void {
-    if (!this.#worker || !this.#running) return;
-    const generation = (this.#pauseGeneration = (this.#pauseGeneration % 0x7fffffff) + 1);
-    Atomics.store(this.#ctrl, CTRL_PAUSE, generation);
-    this.#kick();
-    const deadline = performance.now() + PAUSE_ACK_TIMEOUT_MS;
-    for (;;) {
-      const acked = Atomics.load(this.#ctrl, CTRL_PAUSED);
-      if (acked === generation || acked === PAUSED_FOR_GOOD) return;
-      const left = deadline - performance.now();
-      if (left <= 0) {
-        this.resume();
-        throw new Error(`FaultPump.pause: expected the worker to ack within ${PAUSE_ACK_TIMEOUT_MS} ms, got no ack (it is stuck in a read or an append); the journal was not paused, try again later`);
-      }
-      Atomics.wait(this.#ctrl, CTRL_PAUSED, acked, left);
-    }
+  remove(fd: number): void {
+    this.#command({ op: "remove", fd });
   }
 
-  resume(): void {
-    Atomics.store(this.#ctrl, CTRL_PAUSE, 0);
-    Atomics.notify(this.#ctrl, CTRL_PAUSE);
+  /** The worker reads while fewer than `groups` are held. */
+  setLimit(groups: number): void {
+    if (Atomics.load(this.#ctrl, CTRL_LIMIT) === groups) return;
+    Atomics.store(this.#ctrl, CTRL_LIMIT, groups);
+    this.#changed();
   }
 
-  /** Tells the worker to stop and wakes it. */
-  #wake(): void {
-    Atomics.store(this.#ctrl, CTRL_STOP, 1);
-    this.#kick();
+  /** Groups no longer held without an answer written through answer(): ended by the kernel, or of a source that is gone. */
+  release(groups: number): void {
+    if (groups <= 0) return;
+    this.#released = (this.#released + groups) | 0;
+    Atomics.store(this.#ctrl, CTRL_RELEASED, this.#released);
+    this.#changed();
   }
 
-  /** Wakes the worker from poll() (eventfd), from waiting for ring space, or from a pause. */
-  #kick(): void {
-    const one = Buffer.alloc(8);
-    one.writeBigUInt64LE(1n);
-    libc.write(this.#wakeFd, one, 8);
-    Atomics.notify(this.#ctrl, CTRL_TAIL);
-    Atomics.notify(this.#ctrl, CTRL_PAUSE);
+  /**
+   * Stops the worker by waking its poll() (never by terminate(): that crashes
+   * the process inside an ffi-rs call) and resolves once it exited. Records it
+   * had read are still handed out by the iterator, which then ends. Returns
+   * the answers that could not be written (a stream that stayed full).
+   */
+  async stop(): Promise<number> {
+    const worker = this.#worker;
+    if (!worker) return 0;
+    this.#stopWorker();
+    await this.#exited;
+    process.off("exit", this.#wakeOnExit);
+    this.#worker = undefined;
+    this.#commands?.close();
+    libc.close(this.#wakeFd);
+    this.#wakeFd = -1;
+    let unsent = 0;
+    for (const q of this.#queues.values()) unsent += q.dispose();
+    this.#queues.clear();
+    return unsent;
   }
 
-  /** Writes answers for groups read from fd, in one write() when the fd takes them all. */
+  /** Writes answers for groups read from fd, in one write() when the fd takes them all; written and refused ones release their groups. */
   answer(fd: number, answers: readonly FaultAnswer[]): AnswerResult {
     const q = this.#queues.get(fd);
-    if (!q) throw new Error(`FaultPump.answer: fd ${fd} is not one the pump was started with (${[...this.#queues.keys()].join(", ")})`);
-    return q.writeAnswers(answers);
+    if (!q) throw new Error(`FaultPump.answer: fd ${fd} is not watched (${[...this.#queues.keys()].join(", ") || "none"})`);
+    const result = q.writeAnswers(answers);
+    this.release(result.written + result.rejected.length);
+    return result;
   }
 
   /** One consumer at a time; iteration ends after stop() once every read record was handed out. */
@@ -215,6 +238,35 @@ export class FaultPump implements AsyncIterable<PumpEvent> {
         return { done: true, value: undefined };
       },
     };
+  }
+
+  #command(cmd: PumpCommand): void {
+    if (!this.#commands || !this.#running) throw new Error(`FaultPump: cannot ${cmd.op} fd ${cmd.fd}, the pump is not running; start() it first`);
+    this.#commands.postMessage(cmd);
+    this.#kick();
+  }
+
+  /** Tells the worker to stop and wakes it. */
+  #stopWorker(): void {
+    Atomics.store(this.#ctrl, CTRL_STOP, 1);
+    this.#kick();
+  }
+
+  /** Something the worker may wait for changed: wake it if it waits. */
+  #changed(): void {
+    Atomics.add(this.#ctrl, CTRL_CHANGE, 1);
+    if (Atomics.load(this.#ctrl, CTRL_WAITING) !== 0) Atomics.notify(this.#ctrl, CTRL_CHANGE);
+  }
+
+  /** Wakes the worker from poll() (eventfd), from waiting for ring space, or from waiting for room. */
+  #kick(): void {
+    if (this.#wakeFd < 0) return;
+    const one = Buffer.alloc(8);
+    one.writeBigUInt64LE(1n);
+    libc.write(this.#wakeFd, one, 8);
+    Atomics.add(this.#ctrl, CTRL_CHANGE, 1);
+    Atomics.notify(this.#ctrl, CTRL_CHANGE);
+    Atomics.notify(this.#ctrl, CTRL_TAIL);
   }
 
   async #next(): Promise<IteratorResult<PumpEvent>> {
@@ -245,9 +297,25 @@ export class FaultPump implements AsyncIterable<PumpEvent> {
     const base = slotOffset(this.#layout, this.#tail);
     const words = new Int32Array(this.#sab, base, 4);
     const fd = words[SLOT_FD]!;
-    const ev: PumpEvent = words[SLOT_KIND] === KIND_RECORDS
-      ? { type: "records", fd, records: decodeFaultRecords(this.#view, slotDataOffset(this.#layout, this.#tail), words[SLOT_BYTES_OR_REVENTS]! / FAULT_RECORD_SIZE) }
-      : fdError(fd, words[SLOT_BYTES_OR_REVENTS]!, words[SLOT_ERRNO]!, this.#layout.recordsPerSlot);
+    const a = words[SLOT_A]!;
+    const b = words[SLOT_B]!;
+    let ev: PumpEvent;
+    switch (words[SLOT_KIND]) {
+      case KIND_RECORDS:
+        ev = { type: "records", fd, records: decodeFaultRecords(this.#view, slotDataOffset(this.#layout, this.#tail), a / FAULT_RECORD_SIZE) };
+        break;
+      case KIND_SWEPT:
+        ev = { type: "swept", fd, accepted: a < 0 ? null : a, bound: b };
+        break;
+      case KIND_REMOVED:
+        ev = { type: "removed", fd };
+        break;
+      case KIND_FD_ERROR:
+        ev = fdError(fd, a, b, this.#heldBound);
+        break;
+      default:
+        throw new Error(`fault pump: slot ${this.#tail} holds kind ${words[SLOT_KIND]}, which no worker writes: the ring is corrupt`);
+    }
     this.#tail = (this.#tail + 1) | 0;
     Atomics.store(this.#ctrl, CTRL_TAIL, this.#tail);
     Atomics.notify(this.#ctrl, CTRL_TAIL);
@@ -255,15 +323,18 @@ export class FaultPump implements AsyncIterable<PumpEvent> {
   }
 }
 
-function fdError(fd: number, revents: number, errno: number, recordsPerRead: number): PumpEvent {
+function fdError(fd: number, revents: number, errno: number, heldBound: number): PumpEvent {
   let message: string;
-  if (errno === EINVAL) {
-    message = `fault fd ${fd}: a waiting group does not fit in ${recordsPerRead} records; restart the pump with a larger recordsPerRead`;
+  if (errno === ERRNO_GROUP_TOO_LARGE) {
+    message = `fault fd ${fd}: its first waiting group has more than ${heldBound} records, the most one read may take (limits.maxHeld plus one read); ` +
+      "every device on this fault queue waits until it is detached: raise limits.maxHeld";
   } else if (errno !== 0) {
-    message = `fault fd ${fd}: read failed with ${errnoName(errno)}; the pump stopped watching it`;
+    message = `fault fd ${fd}: failed with ${errnoName(errno)}; the pump stopped watching it`;
+  } else if (revents & libc.POLLIN) {
+    message = `fault fd ${fd}: the stream ended (the emulator at its other end went away); the pump stopped watching it`;
   } else {
     const bits = [[libc.POLLERR, "POLLERR"], [libc.POLLHUP, "POLLHUP"], [libc.POLLNVAL, "POLLNVAL"]] as const;
-    const names = bits.filter(([b]) => revents & b).map(([, n]) => n).join("|");
+    const names = bits.filter(([bit]) => revents & bit).map(([, n]) => n).join("|");
     message = `fault fd ${fd}: poll reported ${names} (${names.includes("NVAL") ? "the fd was closed" : "the source went away"}); the pump stopped watching it`;
   }
   return { type: "fd-error", fd, revents, errno, message };

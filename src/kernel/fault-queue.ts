@@ -4,9 +4,14 @@
 // kernel's write() never blocks. Each read() takes up to `recordsPerRead`
 // records in one syscall and each writeAnswers() sends a whole batch in one
 // write(), because every FFI call costs microseconds.
+//
+// What happened to each answer is part of the result: written (the fd has
+// it), queued (a full stream: sent later, `flushed` says when), refused (the
+// kernel's EINVAL), or the fd is gone (a stream whose other end closed):
+// nothing counts as answered before its bytes are written.
 import * as libc from "./libc.js";
 import { EAGAIN, EINTR, EINVAL, SyscallError } from "./errno.js";
-import { RecordReader } from "./record-reader.js";
+import { RecordReader, type FdKind } from "./record-reader.js";
 import { decodeFaultRecords, encodePageResponses, FAULT_RECORD_SIZE, PAGE_RESPONSE_SIZE, type FaultAnswer, type FaultRecord } from "./uapi-structs.js";
 
 export const DEFAULT_RECORDS_PER_READ = 100;
@@ -21,7 +26,7 @@ export interface RejectedAnswer {
 export interface AnswerResult {
   /** Answers the fd took. */
   written: number;
-  /** Answers waiting for a full socket to drain (stream fds only); they are sent by a retry timer. */
+  /** Answers waiting for a full stream socket to drain; `flushed` reports them once written. */
   queued: number;
   /**
    * Answers the kernel refused. The kernel stops a write at the first bad
@@ -30,6 +35,17 @@ export interface AnswerResult {
    * already answered cookie, or a code other than 0/1), skips it, and goes on.
    */
   rejected: RejectedAnswer[];
+  /** The fd is gone (EPIPE, ECONNRESET, EBADF...): these answers and every later one go nowhere. */
+  gone: SyscallError | null;
+}
+
+export interface FaultQueueOptions {
+  kind?: FdKind;
+  recordsPerRead?: number;
+  /** Queued answers were written, in order (from a timer). */
+  flushed?: (count: number) => void;
+  /** Queued answers could not be written: the fd went away (from a timer). */
+  gone?: (err: SyscallError, unsent: number) => void;
 }
 
 // A full stream socket is retried this often; the emulator drains it within microseconds.
@@ -39,13 +55,17 @@ export class FaultQueue {
   readonly #reader: RecordReader;
   readonly #readBuf: Buffer;
   readonly #readView: DataView;
+  readonly #opts: FaultQueueOptions;
   #writeBuf = Buffer.alloc(PAGE_RESPONSE_SIZE * 128);
   #pending = Buffer.alloc(0);
+  #gone: SyscallError | null = null;
   #retry: NodeJS.Timeout | undefined;
 
   /** Reads and answers fd; the caller keeps ownership of fd and closes it after dispose(). */
-  constructor(readonly fd: number, readonly recordsPerRead = DEFAULT_RECORDS_PER_READ) {
-    this.#reader = new RecordReader(fd);
+  constructor(readonly fd: number, opts: FaultQueueOptions = {}) {
+    this.#opts = opts;
+    const recordsPerRead = opts.recordsPerRead ?? DEFAULT_RECORDS_PER_READ;
+    this.#reader = new RecordReader(fd, opts.kind ?? "kernel");
     this.#readBuf = Buffer.alloc(recordsPerRead * FAULT_RECORD_SIZE);
     this.#readView = new DataView(this.#readBuf.buffer, this.#readBuf.byteOffset, this.#readBuf.length);
   }
@@ -55,7 +75,7 @@ export class FaultQueue {
     const n = this.#reader.readInto(this.#readBuf, this.#readBuf.length);
     if (n < 0) {
       throw new SyscallError("read", -n, `reading fault fd ${this.fd}`,
-        -n === EINVAL ? `a waiting group has more than ${this.recordsPerRead} records: read with a larger recordsPerRead` : undefined);
+        -n === EINVAL ? `a waiting group has more than ${this.#readBuf.length / FAULT_RECORD_SIZE} records: read with a larger recordsPerRead` : undefined);
     }
     return decodeFaultRecords(this.#readView, 0, n / FAULT_RECORD_SIZE);
   }
@@ -67,7 +87,8 @@ export class FaultQueue {
 
   /** Writes all answers, in order, in as few write() calls as the fd allows. */
   writeAnswers(answers: readonly FaultAnswer[]): AnswerResult {
-    const result: AnswerResult = { written: 0, queued: 0, rejected: [] };
+    const result: AnswerResult = { written: 0, queued: 0, rejected: [], gone: this.#gone };
+    if (this.#gone) return result;
     if (this.#pending.length > 0) {
       // Bytes already waiting go first: a stream must not reorder or interleave answers.
       this.#queue(answers, 0, answers.length);
@@ -96,8 +117,10 @@ export class FaultQueue {
       const index = done / PAGE_RESPONSE_SIZE;
       const answer = answers[index];
       if (n !== -EINVAL || answer === undefined || !Number.isInteger(index)) {
-        throw new SyscallError("write", -n, `answering ${answers.length} faults on fault fd ${this.fd}`,
-          "EPIPE/ECONNRESET: the fault source went away; ESPIPE/EFAULT: a bug in iopf-relay");
+        this.#gone = new SyscallError("write", -n, `answering ${answers.length} faults on fault fd ${this.fd}`,
+          "the fault source went away (EPIPE/ECONNRESET/EBADF); its unanswered groups are gone with it");
+        result.gone = this.#gone;
+        break;
       }
       // The kernel refused the answer at `done`: record it and go on after it.
       result.rejected.push({
@@ -107,16 +130,17 @@ export class FaultQueue {
       });
       done += PAGE_RESPONSE_SIZE;
     }
-    result.written = answers.length - result.queued - result.rejected.length;
+    // A stream may have taken part of an answer: that one counts as queued.
+    result.written = Math.floor(done / PAGE_RESPONSE_SIZE) - result.rejected.length;
     return result;
   }
 
-  /** Stops the retry timer after one last attempt; returns the answer bytes that could not be sent. */
+  /** Stops the retry timer after one last attempt; returns how many answers could not be sent. */
   dispose(): number {
-    if (this.#pending.length > 0) this.#flush();
+    if (this.#pending.length > 0 && !this.#gone) this.#flush();
     clearTimeout(this.#retry);
     this.#retry = undefined;
-    return this.#pending.length;
+    return Math.ceil(this.#pending.length / PAGE_RESPONSE_SIZE);
   }
 
   #queue(answers: readonly FaultAnswer[], start: number, end: number): void {
@@ -126,13 +150,23 @@ export class FaultQueue {
   }
 
   #flush(): void {
+    const before = this.#pending.length;
     while (this.#pending.length > 0) {
       const n = libc.write(this.fd, this.#pending, this.#pending.length);
       if (n === -EINTR) continue;
       if (n === -EAGAIN || n === 0) break;
-      if (n < 0) throw new SyscallError("write", -n, `sending queued answers on fault fd ${this.fd}`);
+      if (n < 0) {
+        this.#gone = new SyscallError("write", -n, `sending queued answers on fault fd ${this.fd}`, "the fault source went away; its unanswered groups are gone with it");
+        const unsent = Math.ceil(this.#pending.length / PAGE_RESPONSE_SIZE);
+        this.#pending = Buffer.alloc(0);
+        this.#opts.gone?.(this.#gone, unsent);
+        return;
+      }
       this.#pending = this.#pending.subarray(n);
     }
+    // Whole answers completed by this flush: those whose last byte went out.
+    const completed = Math.ceil(before / PAGE_RESPONSE_SIZE) - Math.ceil(this.#pending.length / PAGE_RESPONSE_SIZE);
+    if (completed > 0) this.#opts.flushed?.(completed);
     if (this.#pending.length > 0) this.#scheduleRetry();
   }
 

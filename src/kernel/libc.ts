@@ -32,7 +32,9 @@ const EFD_NONBLOCK = 0o4000;
 const AF_UNIX = 1;
 const SOCK_STREAM = 1;
 const SOCK_CLOEXEC = 0o2000000;
+const MNT_DETACH = 2;
 export const POLLIN = 0x1;
+export const POLLOUT = 0x4;
 export const POLLERR = 0x8;
 export const POLLHUP = 0x10;
 export const POLLNVAL = 0x20;
@@ -109,6 +111,11 @@ export function socketpair(): [number, number] {
  */
 export function ioctl(fd: number, request: number, arg: Buffer, what: string, hint?: string): void {
   checked(call("ioctl", DataType.I32, [DataType.I32, DataType.U64, DataType.U8Array], [fd, request, arg]), "ioctl", what, hint);
+}
+
+/** umount2(path, MNT_DETACH); a path that is not a mount point is left alone. */
+export function unmountLazily(path: string): void {
+  call("umount2", DataType.I32, [DataType.String, DataType.I32], [path, MNT_DETACH]);
 }
 
 /** read(2) into buf[0, length): bytes read, or -errno. */

@@ -252,6 +252,15 @@ export function decodeFaultRecords(view: DataView, offset: number, count: number
   return out;
 }
 
+/** How many of the `count` records at byte `offset` of view close a group (LAST_PAGE): the groups they hold. */
+export function countLastPages(view: DataView, offset: number, count: number): number {
+  let groups = 0;
+  for (let i = 0, p = offset + O_FLAGS; i < count; i++, p += FAULT_RECORD_SIZE) {
+    if (view.getUint32(p, true) & constants.IOMMU_PGFAULT_FLAGS_LAST_PAGE) groups++;
+  }
+  return groups;
+}
+
 /** Encodes one record (for the emulator's tests and the struct tests); __reserved is written as 0. */
 export function encodeFaultRecord(r: FaultRecord): Buffer {
   return encodeStruct(iommuHwptPgfault, r);

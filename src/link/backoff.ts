@@ -1,6 +1,7 @@
-// Retry delays that double from min to max, with jitter so that many guests
-// restarting together do not knock on their hosts in step, and a sleep that
-// stop() can cut short.
+// The one backoff of the project: retry delays that double from min to max,
+// with jitter so that many peers retrying together (guests restarting, a
+// resync, a reconnect, a keeper restarting its relay) do not do it in step;
+// and a sleep that an abort cuts short.
 
 export class Backoff {
   private next: number;

@@ -4,8 +4,9 @@
 // The agent is untrusted: anything it may not send ends the session.
 import { Flag } from "./frame-header.js";
 import { LinkError, LinkErrorCode, linkErrorName } from "./link-error.js";
-import { BatchOutcome, LinkPeer } from "./link-peer.js";
-import { Inbound, pb, WireEndpoint, WireHello, WirePageRequest, WirePageResponse, WireWelcome } from "./messages.js";
+import { BatchOutcome, GoodbyeReason, LinkPeer } from "./link-peer.js";
+import { Inbound, pb, WirePageResponse, WireWelcome } from "./messages.js";
+import { peerText } from "./peer-text.js";
 import { Agreement, HANDSHAKE_MAX_PAYLOAD, Capabilities, checkAnswer, checkCapabilities, OUR_CAPABILITIES } from "./negotiation.js";
 import { RequestCode } from "./request-code.js";
 import { DEFAULT_RESYNC_TIMERS, ResyncTimers } from "./resync.js";
@@ -47,6 +48,12 @@ export interface HostLinkOptions {
 
 type State = "no-session" | "hello-sent" | "established";
 
+/** An agent's software string as the relay keeps and shows it: a name and a version, not a document. */
+const AGENT_SOFTWARE_CHARS = 64;
+
+/** After close(), a peer that does not close its end within this long has the connection cut. */
+const CLOSE_GRACE_MS = 1000;
+
 export class HostLink extends LinkPeer {
   private state: State = "no-session";
   private helloId = 0;
@@ -67,6 +74,20 @@ export class HostLink extends LinkPeer {
 
   get current(): HostSession | null {
     return this.session;
+  }
+
+  /**
+   * Says goodbye, ends the session and closes the connection for good: the
+   * write side once the goodbye is out, the whole socket when the peer has
+   * not closed its side soon after (a peer that never does would keep the
+   * fd for ever).
+   */
+  override close(reason: GoodbyeReason = pb.GoodbyeReason.GOODBYE_SHUTDOWN, message = "shutting down"): void {
+    super.close(reason, message);
+    const stream = this.channel.stream;
+    const timer = setTimeout(() => stream.destroy(), CLOSE_GRACE_MS);
+    timer.unref();
+    stream.on("close", () => clearTimeout(timer));
   }
 
   /**
@@ -108,7 +129,7 @@ export class HostLink extends LinkPeer {
         if (msg.code === RequestCode.HELLO && msg.id === this.helloId && this.state === "hello-sent") {
           // The agent refused the offer: retrying the same offer cannot succeed,
           // so stay idle until the agent resyncs (a restart or a new config).
-          this.endSession(`agent refused the handshake: ${linkErrorName(msg.body.code)}: ${msg.body.message}`);
+          this.endSession(`agent refused the handshake: ${linkErrorName(msg.body.code)}: ${peerText(msg.body.message, 200)}`);
         }
         return;
       case "ack":
@@ -188,7 +209,7 @@ export class HostLink extends LinkPeer {
       return;
     }
     this.channel.setMaxPayload(agreement.limits.maxPayload);
-    this.session = { epoch: this.epoch, agreement, agentSoftware: welcome.software };
+    this.session = { epoch: this.epoch, agreement, agentSoftware: peerText(welcome.software, AGENT_SOFTWARE_CHARS) };
     this.state = "established";
     this.liveness.start(agreement.limits.heartbeatMs);
     this.handler.sessionUp(this.session);

@@ -11,8 +11,12 @@ import { RequestCode } from "./request-code.js";
 import { DEFAULT_RESYNC_TIMERS, Resync, ResyncTimers } from "./resync.js";
 import { buildFrame, type Encodable } from "./frame-sender.js";
 import { MarkerKind, newNonce } from "./sync-marker.js";
+import { peerText } from "./peer-text.js";
 import { ByteStream } from "./transport/byte-stream.js";
 import { iopf } from "../gen/guest_link.js";
+
+/** The most of a peer's ERROR or GOODBYE message kept in a session's end reason. */
+const PEER_MESSAGE_CHARS = 200;
 
 export type GoodbyeReason = iopf.link.v1.GoodbyeReason;
 
@@ -27,7 +31,10 @@ export abstract class LinkPeer {
   protected readonly channel: FrameChannel;
   protected readonly resync: Resync;
   protected readonly liveness: Liveness;
-  private stopped = false;
+  /** After close() or the stream's end: nothing that arrives is acted on any more. */
+  protected stopped = false;
+  /** The reason of the last GOODBYE the peer sent, or null. */
+  peerGoodbye: GoodbyeReason | null = null;
 
   constructor(
     stream: ByteStream,
@@ -35,8 +42,12 @@ export abstract class LinkPeer {
     timers: ResyncTimers = DEFAULT_RESYNC_TIMERS,
   ) {
     this.channel = new FrameChannel(stream, {
-      message: (msg) => this.onMessage(msg),
-      marker: (kind, nonce) => this.onMarker(kind, nonce),
+      message: (msg) => {
+        if (!this.stopped) this.onMessage(msg);
+      },
+      marker: (kind, nonce) => {
+        if (!this.stopped) this.onMarker(kind, nonce);
+      },
       error: (err) => this.fail(err),
       hangup: () => this.onHangup(),
       drain: () => this.onDrain(),
@@ -147,12 +158,13 @@ export abstract class LinkPeer {
         return;
       case "error":
         // The peer ends the session and resyncs; wait for its SYNC.
-        this.endSession(`${this.peerName} reported ${linkErrorName(msg.body.code)}: ${msg.body.message}`);
+        this.endSession(`${this.peerName} reported ${linkErrorName(msg.body.code)}: ${peerText(msg.body.message, PEER_MESSAGE_CHARS)}`);
         return;
       case "goodbye":
         if (msg.reply) return;
+        this.peerGoodbye = msg.body.reason;
         if (msg.needReply) this.channel.send(RequestCode.GOODBYE, Flag.REPLY, msg.id, pb.Goodbye, {});
-        this.endSession(`${this.peerName} said goodbye: ${msg.body.message || "no reason given"}`);
+        this.endSession(`${this.peerName} said goodbye: ${msg.body.message ? peerText(msg.body.message, PEER_MESSAGE_CHARS) : "no reason given"}`);
         return;
       default:
         this.onSessionMessage(msg);

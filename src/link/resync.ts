@@ -2,6 +2,7 @@
 // is lost, send SYNC with a fresh random nonce, resent with backoff, and
 // parse frames only from the byte after the peer's ACK of that nonce. Every
 // SYNC seen is answered with an ACK of its nonce.
+import { Backoff } from "./backoff.js";
 import { FrameChannel } from "./frame-channel.js";
 import { MarkerKind, newNonce } from "./sync-marker.js";
 
@@ -16,21 +17,23 @@ export const DEFAULT_RESYNC_TIMERS: ResyncTimers = { syncRetryMinMs: 100, syncRe
 export class Resync {
   private nonce: bigint | null = null;
   private timer: NodeJS.Timeout | null = null;
-  private delayMs = 0;
+  private readonly backoff: Backoff;
   /** Nonce of the last peer SYNC answered: a resent SYNC is not a new peer. */
   private lastPeerNonce: bigint | null = null;
 
   constructor(
     private readonly channel: FrameChannel,
-    private readonly timers: ResyncTimers,
-  ) {}
+    timers: ResyncTimers,
+  ) {
+    this.backoff = new Backoff(timers.syncRetryMinMs, timers.syncRetryMaxMs);
+  }
 
   /** Starts hunting with a fresh nonce; the channel parses nothing until its ACK. */
   start(): void {
     this.stopTimer();
     this.nonce = newNonce();
     this.channel.hunt(this.nonce);
-    this.delayMs = this.timers.syncRetryMinMs;
+    this.backoff.reset();
     this.sendSync();
   }
 
@@ -66,10 +69,7 @@ export class Resync {
   private sendSync(): void {
     if (this.nonce === null || this.channel.isClosed) return;
     this.channel.sendMarker(MarkerKind.SYNC, this.nonce);
-    this.timer = setTimeout(() => {
-      this.delayMs = Math.min(this.delayMs * 2, this.timers.syncRetryMaxMs);
-      this.sendSync();
-    }, this.delayMs);
+    this.timer = setTimeout(() => this.sendSync(), this.backoff.delay());
     this.timer.unref();
   }
 

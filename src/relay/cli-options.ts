@@ -5,6 +5,9 @@ import { parseArgs } from "node:util";
 import { LinkEndpointSpec } from "./link-endpoint.js";
 import { LogFormat, LogLevel } from "./log.js";
 
+/** The demo load's ceiling: well above what one relay carries, low enough that the load's arithmetic stays exact. */
+export const MAX_RATE = 1_000_000;
+
 export const USAGE = `usage: iopf-relay [options]
        iopf-relay print-qemu-args --vm NAME [...]   the QEMU arguments for a VM's port (print-qemu-args --help)
 
@@ -16,16 +19,19 @@ The agent's channel (exactly one):
 
 Fault sources (at least one):
   --source KIND         emulator (the built-in kernel emulator) or synthetic (in-process)
-  --fault-fd N          an inherited iommufd fault fd (repeatable)
+  --fault-fd N          an inherited iommufd fault fd (repeatable); checked, and its cookies a
+                        previous reader left are answered SUCCESS before the first read
+  --emulator-fd N       an inherited kernel emulator fd (its socket or kernel-exact file), for
+                        tests and benchmarks (repeatable)
   --iommufd             open /dev/iommu, allocate a fault queue, print its ids as JSON on stdout
 
   --keeper              run as a keeper: hold the fault fds (and the emulator) and run the relay as
-                        a child, restarting it with the same fds after a crash (needs a journal)
+                        a child, restarting it with the same fds after it exits
   --control ADDR        serve metrics, status, live events and the dashboard on ADDR
                         (tcp:127.0.0.1:PORT or unix:PATH; loopback only)
   --config FILE         JSON: viommu, devices, deadlineCode, limits, journal (docs/operations.md)
-  --journal PATH        journal of unanswered groups, for restarts (overrides the config)
-  --rate N              groups per second raised by the emulator or synthetic source (demo load)
+  --rate N              groups per second raised by the emulator or synthetic source (demo load;
+                        at most ${MAX_RATE})
   --log-format F        json or text (default: text on a terminal, json otherwise)
   --log-level L         debug, info, warn, error (default info)
   --print-capabilities  print what this build speaks, as JSON, and exit
@@ -35,9 +41,9 @@ export interface RelayCli {
   link: LinkEndpointSpec;
   sources: string[];
   faultFds: number[];
+  emulatorFds: number[];
   iommufd: boolean;
   config: string | null;
-  journal: string | null;
   rate: number;
   logFormat: LogFormat | undefined;
   logLevel: LogLevel;
@@ -51,9 +57,11 @@ export class UsageError extends Error {
   override readonly name = "UsageError";
 }
 
-function integer(flag: string, text: string, min: number): number {
+function integer(flag: string, text: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const n = Number(text);
-  if (!/^\d+$/.test(text) || n < min) throw new UsageError(`${flag}: expected an integer >= ${min}, got "${text}"`);
+  if (!/^\d+$/.test(text) || n < min || n > max) {
+    throw new UsageError(`${flag}: expected an integer ${max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `${min}..${max}`}, got "${text.slice(0, 40)}"`);
+  }
   return n;
 }
 
@@ -66,8 +74,9 @@ export function parseRelayCli(argv: string[]): ParsedCli {
       allowPositionals: false,
       options: {
         "socket-path": { type: "string" }, listen: { type: "string" }, connect: { type: "string" }, fd: { type: "string" },
-        source: { type: "string", multiple: true }, "fault-fd": { type: "string", multiple: true }, iommufd: { type: "boolean" },
-        config: { type: "string" }, journal: { type: "string" }, rate: { type: "string" },
+        source: { type: "string", multiple: true }, "fault-fd": { type: "string", multiple: true },
+        "emulator-fd": { type: "string", multiple: true }, iommufd: { type: "boolean" },
+        config: { type: "string" }, rate: { type: "string" },
         "log-format": { type: "string" }, "log-level": { type: "string" },
         keeper: { type: "boolean" }, control: { type: "string" },
         "print-capabilities": { type: "boolean" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" },
@@ -94,8 +103,9 @@ export function parseRelayCli(argv: string[]): ParsedCli {
   const sources = values.source ?? [];
   for (const s of sources) if (s !== "emulator" && s !== "synthetic") throw new UsageError(`--source: expected emulator or synthetic, got "${s}"`);
   const faultFds = (values["fault-fd"] ?? []).map((t) => integer("--fault-fd", t, 0));
-  if (sources.length === 0 && faultFds.length === 0 && !values.iommufd) {
-    throw new UsageError("no fault source: give --iommufd, --fault-fd N, or --source emulator|synthetic");
+  const emulatorFds = (values["emulator-fd"] ?? []).map((t) => integer("--emulator-fd", t, 0));
+  if (sources.length === 0 && faultFds.length === 0 && emulatorFds.length === 0 && !values.iommufd) {
+    throw new UsageError("no fault source: give --iommufd, --fault-fd N, --emulator-fd N, or --source emulator|synthetic");
   }
   const format = values["log-format"];
   if (format !== undefined && format !== "json" && format !== "text") throw new UsageError(`--log-format: expected json or text, got "${format}"`);
@@ -104,8 +114,8 @@ export function parseRelayCli(argv: string[]): ParsedCli {
   return {
     kind: "run",
     cli: {
-      link, sources, faultFds, iommufd: values.iommufd ?? false, config: values.config ?? null, journal: values.journal ?? null,
-      rate: values.rate !== undefined ? integer("--rate", values.rate, 0) : 0,
+      link, sources, faultFds, emulatorFds, iommufd: values.iommufd ?? false, config: values.config ?? null,
+      rate: values.rate !== undefined ? integer("--rate", values.rate, 0, MAX_RATE) : 0,
       logFormat: format as LogFormat | undefined, logLevel: level as LogLevel,
       keeper: values.keeper ?? false, control: values.control ?? null,
     },

@@ -1,22 +1,22 @@
 // The relay's JSON config file: devices and the vIOMMU model (parsed by
-// src/viommu), the deadline answer, limits, and where the journal lives.
-// Every error names the file, the key path, what was expected and what came.
+// src/viommu), the deadline answer, and limits. Every error names the file,
+// the key path, what was expected and what came.
 //
 //   {
 //     "viommu": "virtio-iommu",
 //     "devices": [{ "devId": 1, "endpointId": 8, "name": "nic0", "deadlineMs": 100 }],
 //     "deadlineCode": "invalid",
 //     "limits": { "maxInFlight": 4096, "maxBatch": 256, "maxPayload": 262144, "heartbeatMs": 1000,
-//                 "maxQueued": 65536, "overflow": "reject-new", "maxPagesPerGroup": 256, "sessionGraceMs": 2000 },
-//     "journal": "/run/iopf-relay/vm1.journal"
+//                 "maxHeld": 8192, "maxPagesPerGroup": 256, "sessionGraceMs": 2000 }
 //   }
-import { readFileSync } from "node:fs";
+import { closeSync, openSync, readSync } from "node:fs";
 import { DeviceMap } from "../viommu/device-map.js";
 import { parseDeviceMap } from "../viommu/device-config.js";
 import { DeviceMapConfigError } from "../viommu/config-problem.js";
 import { KernelCode } from "../fault/fault-group.js";
-import { DEFAULT_LEDGER_LIMITS, LedgerLimits, OverflowPolicy } from "../fault/ledger.js";
+import { DEFAULT_LEDGER_LIMITS, LedgerLimits } from "../fault/ledger.js";
 import { DEFAULT_LIMITS, LinkLimits, MAX_LIMITS, MIN_LIMITS } from "../link/negotiation.js";
+import { CORE_DEFAULTS } from "./relay-core.js";
 
 export interface RelayConfig {
   devices: DeviceMap;
@@ -24,23 +24,33 @@ export interface RelayConfig {
   link: LinkLimits;
   ledger: LedgerLimits;
   maxPagesPerGroup: number;
+  maxHeld: number;
   sessionGraceMs: number;
-  journal: string | null;
 }
 
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }
 
-const TOP_KEYS = new Set(["viommu", "devices", "deadlineCode", "limits", "journal"]);
+/** A config is a few kilobytes; more is a mistake (a device node, the wrong file), not a config. */
+export const MAX_CONFIG_BYTES = 1 << 20;
+
+const TOP_KEYS = new Set(["viommu", "devices", "deadlineCode", "limits"]);
 const LIMIT_KEYS: Record<string, { min: number; max: number }> = {
   maxPayload: { min: MIN_LIMITS.maxPayload, max: MAX_LIMITS.maxPayload },
   maxBatch: { min: MIN_LIMITS.maxBatch, max: MAX_LIMITS.maxBatch },
   maxInFlight: { min: MIN_LIMITS.maxInFlight, max: MAX_LIMITS.maxInFlight },
   heartbeatMs: { min: MIN_LIMITS.heartbeatMs, max: MAX_LIMITS.heartbeatMs },
-  maxQueued: { min: 1, max: 1 << 22 },
+  // A restarted relay answers cookies 1..maxHeld plus one read, one write each when not outstanding: keep it within a second or so.
+  maxHeld: { min: 1, max: 1 << 20 },
   maxPagesPerGroup: { min: 1, max: 4096 },
   sessionGraceMs: { min: 0, max: 600_000 },
+};
+/** Keys of earlier versions, with what replaced them. */
+const REMOVED_KEYS: Record<string, string> = {
+  journal: "the journal is gone: a restarted relay answers SUCCESS to the groups its predecessor held (docs/architecture.md); remove the key",
+  "limits.maxQueued": "replaced by limits.maxHeld: groups beyond it wait in the kernel's queue",
+  "limits.overflow": "removed: groups beyond limits.maxHeld wait in the kernel's queue instead of being answered",
 };
 
 function show(v: unknown): string {
@@ -59,7 +69,10 @@ export function parseRelayConfig(text: string, file: string): RelayConfig {
   }
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) fail("(top level)", "a JSON object", raw);
   const obj = raw as Record<string, unknown>;
-  for (const k of Object.keys(obj)) if (!TOP_KEYS.has(k)) fail(k, `one of the keys ${[...TOP_KEYS].join(", ")}`, `unknown key "${k}"`);
+  for (const k of Object.keys(obj)) {
+    if (REMOVED_KEYS[k]) throw new ConfigError(`${file}: ${k}: ${REMOVED_KEYS[k]}`);
+    if (!TOP_KEYS.has(k)) fail(k, `one of the keys ${[...TOP_KEYS].join(", ")}`, `unknown key "${k}"`);
+  }
 
   let devices: DeviceMap;
   try {
@@ -77,47 +90,53 @@ export function parseRelayConfig(text: string, file: string): RelayConfig {
   }
 
   const limits: Record<string, number> = {
-    ...DEFAULT_LIMITS, maxQueued: DEFAULT_LEDGER_LIMITS.maxQueued, maxPagesPerGroup: 256, sessionGraceMs: 2000,
+    ...DEFAULT_LIMITS, maxHeld: CORE_DEFAULTS.maxHeld, maxPagesPerGroup: CORE_DEFAULTS.maxPagesPerGroup, sessionGraceMs: CORE_DEFAULTS.sessionGraceMs,
   };
-  let overflow: OverflowPolicy = DEFAULT_LEDGER_LIMITS.overflow;
   if (obj.limits !== undefined) {
     if (obj.limits === null || typeof obj.limits !== "object" || Array.isArray(obj.limits)) fail("limits", "an object", obj.limits);
     for (const [k, v] of Object.entries(obj.limits as Record<string, unknown>)) {
-      if (k === "overflow") {
-        if (v !== "reject-new" && v !== "drop-oldest") fail("limits.overflow", `"reject-new" or "drop-oldest"`, v);
-        overflow = v as OverflowPolicy;
-        continue;
-      }
+      const removed = REMOVED_KEYS[`limits.${k}`];
+      if (removed) throw new ConfigError(`${file}: limits.${k}: ${removed}`);
       const range = LIMIT_KEYS[k];
-      if (!range) fail(`limits.${k}`, `one of the keys ${[...Object.keys(LIMIT_KEYS), "overflow"].join(", ")}`, `unknown key "${k}"`);
+      if (!range) fail(`limits.${k}`, `one of the keys ${Object.keys(LIMIT_KEYS).join(", ")}`, `unknown key "${k}"`);
       if (typeof v !== "number" || !Number.isInteger(v) || v < range!.min || v > range!.max) fail(`limits.${k}`, `an integer ${range!.min}..${range!.max}`, v);
       limits[k] = v as number;
     }
-  }
-
-  let journal: string | null = null;
-  if (obj.journal !== undefined) {
-    if (typeof obj.journal !== "string" || obj.journal === "") fail("journal", "a file path", obj.journal);
-    journal = obj.journal as string;
   }
 
   return {
     devices,
     deadlineCode,
     link: { maxPayload: limits.maxPayload!, maxBatch: limits.maxBatch!, maxInFlight: limits.maxInFlight!, heartbeatMs: limits.heartbeatMs! },
-    ledger: { maxQueued: limits.maxQueued!, overflow, recentMemory: DEFAULT_LEDGER_LIMITS.recentMemory },
+    ledger: DEFAULT_LEDGER_LIMITS,
     maxPagesPerGroup: limits.maxPagesPerGroup!,
+    maxHeld: limits.maxHeld!,
     sessionGraceMs: limits.sessionGraceMs!,
-    journal,
   };
 }
 
-export function loadRelayConfig(path: string): RelayConfig {
-  let text: string;
+/** The file's text, read up to MAX_CONFIG_BYTES: a larger file (or a device that never ends) is refused, not read. */
+export function readConfigText(path: string): string {
+  let fd: number;
   try {
-    text = readFileSync(path, "utf8");
+    fd = openSync(path, "r");
   } catch (err) {
     throw new ConfigError(`${path}: cannot read the config file: ${(err as Error).message}`);
   }
-  return parseRelayConfig(text, path);
+  try {
+    const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+    let n = 0;
+    for (let got = -1; got !== 0 && n < buf.length; n += got) got = readSync(fd, buf, n, buf.length - n, null);
+    if (n > MAX_CONFIG_BYTES) throw new ConfigError(`${path}: expected a config file of at most ${MAX_CONFIG_BYTES} bytes, got more; is it the right file?`);
+    return buf.toString("utf8", 0, n);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(`${path}: cannot read the config file: ${(err as Error).message}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function loadRelayConfig(path: string): RelayConfig {
+  return parseRelayConfig(readConfigText(path), path);
 }

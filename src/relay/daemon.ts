@@ -1,8 +1,7 @@
-// Assembles a running relay from its parts, in the order crash safety needs:
-// the journal was opened, and what a previous run may have been answering
-// was answered, with the sources (openSources, before the first read); start
-// the sources; hand back the groups a previous run read and never answered;
-// then serve the agent.
+// Assembles a running relay from its parts: the core over the sources
+// (each inherited fault fd was swept of what a previous reader left before
+// its first read, in openSources), then the agent's channel and the
+// control server.
 import { KernelEmulator } from "../fault/emulator/kernel-emulator.js";
 import { FaultSource } from "../fault/fault-source.js";
 import { SyntheticSource } from "../fault/sources/synthetic-source.js";
@@ -13,12 +12,10 @@ import { GuestDevices } from "../viommu/guest-devices.js";
 import { RelayConfig } from "./config.js";
 import { parseControlAddress } from "./control/control-address.js";
 import { ControlServer, startControlServer } from "./control/control-server.js";
-import { journalObserver } from "./journal-observer.js";
 import { LinkEndpoint, LinkEndpointSpec, openLinkEndpoint } from "./link-endpoint.js";
 import { Logger } from "./log.js";
-import { OpenedJournal } from "./recovery.js";
 import { RelayCore } from "./relay-core.js";
-import { RepeatedWarning } from "./repeated-warning.js";
+import { RateLimitedLog } from "./rate-limited-log.js";
 
 export interface DaemonOptions {
   config: RelayConfig;
@@ -30,8 +27,6 @@ export interface DaemonOptions {
   control?: string | null;
   /** The kernel emulator behind one of the sources, for the control server's inject. */
   emulator?: KernelEmulator | null;
-  /** The journal opened with the sources (openSources); required when config.journal is set. */
-  journal?: OpenedJournal | null;
 }
 
 export interface RunningRelay {
@@ -56,9 +51,7 @@ export async function startRelay(opts: DaemonOptions): Promise<RunningRelay> {
   // A bad control address is a usage error: found before anything is opened.
   const controlAddress = opts.control ? parseControlAddress(opts.control) : null;
   const startedAtMs = performance.now();
-  const opened = opts.journal ?? null;
-  if (config.journal && !opened) throw new Error(`startRelay: config.journal is ${config.journal} but no journal was opened; open it with the sources (openSources with journal), which settles it before the first read`);
-  const unfit = new RepeatedWarning((msg, fields) => log.level("warn", msg, fields), "a mapped group the vIOMMU model cannot show was answered INVALID");
+  const unfit = new RateLimitedLog((msg, fields) => log.level("warn", msg, fields), "a mapped group the vIOMMU model cannot show was answered INVALID");
   const devices = new GuestDevices(config.devices, {
     deadlineCode: config.deadlineCode,
     unfit: (group, detail) => unfit.report(String(group.devId), { devId: group.devId, detail }),
@@ -73,13 +66,12 @@ export async function startRelay(opts: DaemonOptions): Promise<RunningRelay> {
     },
     ledger: config.ledger,
     maxPagesPerGroup: config.maxPagesPerGroup,
+    maxHeld: config.maxHeld,
     sessionGraceMs: config.sessionGraceMs,
-    ...(opened ? { observer: journalObserver(opened.journal, opened.pauseReads, log) } : {}),
     log,
   });
 
   for (const source of opts.sources) core.addSource(source);
-  if (opened) core.adoptRecovered(opened.pending);
 
   const endpoint = await openLinkEndpoint(opts.link, (stream) => core.attach(stream), log);
   const control = controlAddress === null ? null : await startControlServer({
@@ -105,7 +97,6 @@ export async function startRelay(opts: DaemonOptions): Promise<RunningRelay> {
         await control?.close();
         await endpoint.close();
         await core.shutdown();
-        await opened?.journal.close();
       })();
       return stopped;
     },

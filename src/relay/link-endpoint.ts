@@ -3,6 +3,7 @@
 // chardev server (reconnecting with backoff when it goes away), or an
 // already-connected socket inherited as a file descriptor (--fd).
 import { Socket } from "node:net";
+import { Backoff } from "../link/backoff.js";
 import { connect, listen } from "../link/transport/connect.js";
 import { ByteStream, StreamListener } from "../link/transport/byte-stream.js";
 import { SocketStream } from "../link/transport/socket-stream.js";
@@ -40,7 +41,7 @@ const STABLE_CONNECTION_MS = 2000;
 function connectWithRetry(address: string, attach: (stream: ByteStream) => void, log: Logger): LinkEndpoint {
   let closed = false;
   let current: ByteStream | null = null;
-  let delayMs = 100;
+  const backoff = new Backoff(100, 5000);
   let timer: NodeJS.Timeout | null = null;
   const attempt = async (): Promise<void> => {
     timer = null;
@@ -57,18 +58,18 @@ function connectWithRetry(address: string, attach: (stream: ByteStream) => void,
       stream.on("close", () => {
         current = null;
         // A peer that accepts and closes at once must not get a connect storm.
-        if (Date.now() - connectedAt >= STABLE_CONNECTION_MS) delayMs = 100;
+        if (Date.now() - connectedAt >= STABLE_CONNECTION_MS) backoff.reset();
         if (!closed) schedule();
       });
       attach(stream);
     } catch (err) {
-      log.level("warn", "cannot connect to the agent's channel; retrying", { to: address, error: (err as Error).message, retryMs: delayMs });
-      schedule();
+      schedule((err as Error).message);
     }
   };
-  const schedule = (): void => {
+  const schedule = (failure?: string): void => {
+    const delayMs = Math.round(backoff.delay());
+    if (failure !== undefined) log.level("warn", "cannot connect to the agent's channel; retrying", { to: address, error: failure, retryMs: delayMs });
     timer = setTimeout(() => void attempt(), delayMs);
-    delayMs = Math.min(delayMs * 2, 5000);
   };
   void attempt();
   return {

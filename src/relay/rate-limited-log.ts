@@ -1,13 +1,14 @@
-// A warning that can fire once per fault group, logged at most twice a
-// second per key: a device that keeps sending groups the vIOMMU model
-// cannot show must not flood the log (100k such groups wrote 35k lines in
-// seconds). The first occurrence is logged at once; the rest of its window
-// as one line with their count and the last one's fields.
-export class RepeatedWarning {
+// A log line that can fire once per fault group, per connection or per
+// session change, and so at the pace of whatever a guest or peer does: it is
+// written at most once per window per key. The first occurrence is written
+// at once; the rest of its window as one line with their count and the last
+// one's fields. (100k groups a vIOMMU model cannot show wrote 35k lines in
+// seconds before; a flapping agent wrote 20 MB/s of session changes.)
+export class RateLimitedLog {
   private readonly windows = new Map<string, { repeated: number; last: object }>();
 
   constructor(
-    private readonly warn: (msg: string, fields: object) => void,
+    private readonly write: (msg: string, fields: object) => void,
     private readonly msg: string,
     private readonly windowMs = 1000,
   ) {}
@@ -19,7 +20,7 @@ export class RepeatedWarning {
       open.last = fields;
       return;
     }
-    this.warn(this.msg, fields);
+    this.write(this.msg, fields);
     this.windows.set(key, { repeated: 0, last: fields });
     // Unref'd: a pending summary never keeps the relay alive.
     setTimeout(() => this.close(key), this.windowMs).unref();
@@ -28,6 +29,6 @@ export class RepeatedWarning {
   private close(key: string): void {
     const w = this.windows.get(key);
     this.windows.delete(key);
-    if (w && w.repeated > 0) this.warn(this.msg, { ...w.last, repeated: w.repeated, withinMs: this.windowMs });
+    if (w && w.repeated > 0) this.write(this.msg, { ...w.last, repeated: w.repeated, withinMs: this.windowMs });
   }
 }

@@ -1,28 +1,30 @@
-// The relay's core: fault groups in from the sources, page requests out to
-// the agent within its credit window, answers back to the sources exactly
-// once (from the agent, a deadline, or draining). It knows the link only as
-// a HostLink and the kernel only as FaultSources.
+// The relay's core: fault groups in from the sources, each admitted to the
+// ledger once (the ledger decides every answer), deadlines, and telemetry.
+// Flow control toward the agent is agent-flow.ts; writing answers is
+// answer-writer.ts. It knows the link only as streams handed to attach()
+// and the kernel only as FaultSources.
 import { EventEmitter } from "node:events";
-import { AnswerOrigin, FaultGroup, KernelCode } from "../fault/fault-group.js";
+import { AnswerOrigin, EndReason, FaultGroup, KernelCode } from "../fault/fault-group.js";
 import { FaultRecord, FaultSource } from "../fault/fault-source.js";
 import { GroupAssembler } from "../fault/group-assembler.js";
-import { RecoveredGroup } from "../fault/journal-replay.js";
-import { DEFAULT_LEDGER_LIMITS, Ledger, LedgerEntry, LedgerLimits } from "../fault/ledger.js";
-import { HostLink, HostLinkHandler, HostLinkOptions, HostSession } from "../link/host-link.js";
+import { DEFAULT_LEDGER_LIMITS, Ledger, LedgerEntry, LedgerLimits, Route } from "../fault/ledger.js";
+import { HostLinkOptions, HostSession } from "../link/host-link.js";
 import { pb, WirePageResponse } from "../link/messages.js";
-import { Feature } from "../link/negotiation.js";
 import { ByteStream } from "../link/transport/byte-stream.js";
 import { iopf } from "../gen/guest_link.js";
-import { AnswerObserver, AnswerWriter } from "./answer-writer.js";
-import { RelayMetrics } from "./relay-metrics.js";
 import { linkToKernel } from "../viommu/response-code.js";
+import { AgentFlow, FlowEvent } from "./agent-flow.js";
+import { AnswerWriter } from "./answer-writer.js";
+import { Logger } from "./log.js";
+import { FLAPPING_TAKEOVERS, FLAPPING_WINDOW_MS, RelayMetrics } from "./relay-metrics.js";
+import { RateLimitedLog } from "./rate-limited-log.js";
 
 export interface DeviceDeadline {
   ms: number;
   code: KernelCode;
 }
 
-/** How the relay sees devices: the device map and the vIOMMU encoding, behind two calls. */
+/** How the relay sees devices: the device map and the vIOMMU encoding, behind three calls. */
 export interface DeviceModel<D> {
   /** The guest's view of a group's device, or null for a device the map does not know. */
   resolve(group: FaultGroup): D | null;
@@ -31,72 +33,120 @@ export interface DeviceModel<D> {
   pageRequest(group: FaultGroup, device: D, tag: number, budgetUs: number, rawRecords: boolean): iopf.link.v1.IPageRequest;
 }
 
+/** Sees every group read and its one outcome (tests audit exactly-once with it). */
+export interface GroupObserver {
+  read(group: FaultGroup): void;
+  /** Its answer reached its source. */
+  answered(group: FaultGroup, code: KernelCode, origin: AnswerOrigin): void;
+  /** It ended with no answer from the relay. */
+  ended(group: FaultGroup, reason: EndReason): void;
+}
+
 export interface RelayCoreOptions<D> {
   devices: DeviceModel<D>;
   link: Omit<HostLinkOptions, "nextEpoch">;
   ledger?: LedgerLimits;
   maxPagesPerGroup?: number;
-  /** How long the groups of a lost session wait for a new session before being answered. */
+  /** The most groups the relay holds read and unanswered (back-pressure: the rest wait in the kernel's list). */
+  maxHeld?: number;
+  /** Groups read ahead of the agent's window: one read of a fault fd. */
+  readAhead?: number;
+  /** How long groups wait for an agent session (after a session ends, and at start) before the relay answers them. */
   sessionGraceMs?: number;
-  /** Sees answers before they are written (the journal) and after they are decided. */
-  observer?: AnswerObserver;
-  log: (msg: string, fields?: object) => void;
+  /** Agent connections still shaking hands at once. */
+  maxCandidates?: number;
+  observer?: GroupObserver;
+  log: Logger;
 }
+
+export const CORE_DEFAULTS = { maxPagesPerGroup: 256, maxHeld: 8192, readAhead: 100, sessionGraceMs: 2000, maxCandidates: 4 } as const;
 
 export type RelayEvent =
   | { kind: "group-read"; devId: number; pasid: number; pages: number; cookie: number }
   | { kind: "sent"; count: number; epoch: number }
   | { kind: "answered"; devId: number; pasid: number; code: KernelCode; origin: AnswerOrigin; latencyUs: number }
+  | { kind: "ended"; devId: number; pasid: number; reason: EndReason }
   | { kind: "dropped"; reason: string; tag: number }
   | { kind: "session-up"; epoch: number; agent: string }
   | { kind: "session-down"; epoch: number; reason: string };
 
-const NO_OBSERVER: AnswerObserver = { groupsRead: () => undefined, beforeWrite: () => undefined, afterWrite: () => undefined, answered: () => undefined };
+/** A source that stopped, for the log, /healthz and status. */
+export interface SourceFailure {
+  source: string;
+  error: string;
+  atMs: number;
+}
 
 export class RelayCore<D> {
   readonly metrics = new RelayMetrics();
   /** Emits "event" (RelayEvent) for watchers; nothing is built when nobody listens. */
   readonly events = new EventEmitter();
+  /** Sources that stopped delivering, in the order they failed. */
+  readonly failures: SourceFailure[] = [];
   private readonly sources = new Map<number, FaultSource>();
   private readonly assemblers = new Map<number, GroupAssembler>();
-  private readonly ledger: Ledger;
+  private readonly ledger: Ledger<D>;
   private readonly writer: AnswerWriter;
-  private link: HostLink | null = null;
-  private session: HostSession | null = null;
-  private window = 0;
-  private writable = true;
-  /** Tags that expired while the agent held them and the agent cannot be told (no CANCELS). */
-  private readonly heldAfterExpiry = new Set<number>();
-  private pumpScheduled = false;
+  private readonly flow: AgentFlow<D>;
+  private readonly log: Logger;
+  private readonly maxPagesPerGroup: number;
+  /** Lines a guest or a peer can trigger at its own pace: written at most once a second per cause. */
+  private readonly lines: Record<"refused" | "handshakeFailed" | "sessionUp" | "sessionDown" | "flapping", RateLimitedLog>;
   private deadlineTimer: NodeJS.Timeout | null = null;
   private deadlineArmedFor = Infinity;
-  private graceTimer: NodeJS.Timeout | null = null;
-  /** No agent for longer than the grace period: groups are answered at once. */
-  private agentAbsent = false;
-  private epochCounter = Math.floor(Math.random() * 2 ** 31) * 1024;
   private stopping = false;
-  private readonly observer: AnswerObserver;
-  /** Groups assembled from the records of the current read, journaled together. */
-  private readBatch: FaultGroup[] = [];
+  private readLimit = 0;
 
   constructor(private readonly options: RelayCoreOptions<D>) {
-    const observer = options.observer ?? NO_OBSERVER;
-    this.observer = observer;
+    this.log = options.log;
+    this.maxPagesPerGroup = options.maxPagesPerGroup ?? CORE_DEFAULTS.maxPagesPerGroup;
+    const warn = (msg: string, fields: object): void => this.log.level("warn", msg, fields);
+    const info = (msg: string, fields: object): void => this.log(msg, fields);
+    this.lines = {
+      refused: new RateLimitedLog(warn, "an agent connection still shaking hands was closed: too many connections at once"),
+      handshakeFailed: new RateLimitedLog(warn, "an agent connection was closed: it made no valid handshake"),
+      sessionUp: new RateLimitedLog(info, "agent session up"),
+      sessionDown: new RateLimitedLog(info, "agent session down"),
+      flapping: new RateLimitedLog(warn, "agent connections keep taking the session from each other: are two agents using this relay's socket?", 60_000),
+    };
     this.writer = new AnswerWriter(this.sources, this.metrics, {
-      groupsRead: (groups) => observer.groupsRead(groups),
-      beforeWrite: (id, answers) => observer.beforeWrite(id, answers),
-      afterWrite: (id, answers) => observer.afterWrite(id, answers),
       answered: (group, code, origin) => {
-        observer.answered(group, code, origin);
-        if (this.events.listenerCount("event") > 0) {
-          this.emit({ kind: "answered", devId: group.devId, pasid: group.pasid, code, origin, latencyUs: Math.round((performance.now() - group.readAtMs) * 1000) });
-        }
+        options.observer?.answered(group, code, origin);
+        if (this.watched()) this.emit({ kind: "answered", devId: group.devId, pasid: group.pasid, code, origin, latencyUs: Math.round((performance.now() - group.readAtMs) * 1000) });
       },
-    }, options.log);
-    this.ledger = new Ledger(this.writer, options.ledger ?? DEFAULT_LEDGER_LIMITS);
-    this.startGrace();
+      ended: (group, reason) => {
+        options.observer?.ended(group, reason);
+        if (this.watched()) this.emit({ kind: "ended", devId: group.devId, pasid: group.pasid, reason });
+      },
+      sourceGone: (source, err, unsent) => this.sourceFailed(source, err, false, unsent),
+      log: (msg, fields) => this.log.level("warn", msg, fields),
+    });
+    this.ledger = new Ledger<D>(this.writer, options.ledger ?? DEFAULT_LEDGER_LIMITS);
+    this.writer.ledger = this.ledger;
+    this.flow = new AgentFlow<D>(this.ledger, {
+      link: options.link,
+      sessionGraceMs: options.sessionGraceMs ?? CORE_DEFAULTS.sessionGraceMs,
+      maxHeld: options.maxHeld ?? CORE_DEFAULTS.maxHeld,
+      readAhead: options.readAhead ?? CORE_DEFAULTS.readAhead,
+      maxCandidates: options.maxCandidates ?? CORE_DEFAULTS.maxCandidates,
+    }, {
+      request: (entry, budgetUs, raw) => options.devices.pageRequest(entry.group, entry.device as D, entry.tag, budgetUs, raw),
+      responses: (epoch, responses) => this.onPageResponses(epoch, responses),
+      sent: (count, epoch) => {
+        this.metrics.groupsSent += count;
+        if (this.watched()) this.emit({ kind: "sent", count, epoch });
+      },
+      unsendable: (entries, maxPayload) => {
+        const set = new Set(entries);
+        this.ledger.drain("oversized", KernelCode.INVALID, (e) => set.has(e));
+        this.log.level("warn", "groups too large for one frame of the agreed max_payload answered INVALID", { count: entries.length, maxPayload });
+      },
+      limit: (groups) => this.setReadLimit(groups),
+      event: (e) => this.onFlowEvent(e),
+    });
   }
 
+  /** Groups queued or sent to the agent. */
   get inFlight(): number {
     return this.ledger.size;
   }
@@ -105,176 +155,102 @@ export class RelayCore<D> {
     return this.ledger.queued;
   }
 
+  /** Groups read and not yet written or ended. */
+  get held(): number {
+    return this.ledger.held;
+  }
+
   get currentSession(): HostSession | null {
-    return this.session;
+    return this.flow.currentSession;
   }
 
   addSource(source: FaultSource): void {
     if (this.sources.has(source.id)) throw new Error(`fault source id ${source.id} is already in use (by ${this.sources.get(source.id)?.description}); give each source its own id`);
     this.sources.set(source.id, source);
-    const assembler = new GroupAssembler(source.id, this.options.maxPagesPerGroup ?? 256, {
-      group: (g) => this.readBatch.push(g),
+    const assembler = new GroupAssembler(source.id, this.maxPagesPerGroup, {
+      group: (g) => this.admit(g, null),
       oversized: (g, count) => {
-        this.options.log("group over the page limit answered INVALID", { devId: g.devId, cookie: g.cookie, pages: count });
-        this.observer.groupsRead([{ group: g, deadlineWallMs: Date.now() }]);
-        this.metrics.groups++;
-        this.writer.answer(g, KernelCode.INVALID, "oversized");
+        this.log.level("warn", "a group over the page limit was answered INVALID", { source: source.description, devId: g.devId, pages: count, maxPagesPerGroup: this.maxPagesPerGroup });
+        this.admit(g, { answer: KernelCode.INVALID, origin: "oversized" });
       },
     });
     this.assemblers.set(source.id, assembler);
-    source.start(
-      (records) => this.onRecords(assembler, records),
-      (err) => this.options.log("fault source failed", { source: source.description, error: err.message }),
-    );
-  }
-
-  /**
-   * Groups read by an earlier run and never answered (from the journal):
-   * forwarded again while their device's deadline, counted from when they
-   * were read, allows, else answered INVALID. Their cookies are still
-   * unanswered, so the kernel has not reused them.
-   */
-  adoptRecovered(groups: RecoveredGroup[]): void {
-    const now = performance.now();
-    const wallMinusMono = Date.now() - now;
-    const live: FaultGroup[] = [];
-    for (const { group, readWallMs } of groups) {
-      const device = this.options.devices.resolve(group);
-      // readAtMs on this process's monotonic clock, so that the ledger's deadline counts from the read.
-      const readAtMs = readWallMs - wallMinusMono;
-      if (device === null || readAtMs + this.options.devices.deadline(device).ms <= now || !this.sources.has(group.sourceId)) {
-        this.writer.answer({ ...group, readAtMs: now }, KernelCode.INVALID, "recovered");
-        continue;
-      }
-      live.push({ ...group, readAtMs });
-    }
-    this.admitBatch(live);
-  }
-
-  /**
-   * Serves an agent on a new stream. A second agent replaces the first: the
-   * old stream is closed and its session's groups go to the new one.
-   */
-  attach(stream: ByteStream): HostLink {
-    if (this.link) this.link.close(pb.GoodbyeReason.GOODBYE_RESTART, "another agent connected");
-    const link: HostLink = new HostLink(stream, this.linkHandler((): boolean => this.link === link), {
-      ...this.options.link,
-      nextEpoch: () => ++this.epochCounter,
+    source.start({
+      records: (records) => this.onRecords(assembler, records),
+      failed: (err, answerable) => this.sourceFailed(source, err, answerable, 0),
+      swept: (accepted, bound) => {
+        if (accepted !== null) this.metrics.sweptGroups += accepted;
+        this.log("answered SUCCESS to the groups a previous reader of this fault queue left, before reading it", { source: source.description, cookies: `1..${bound}`, answered: accepted ?? "unknown (a stream cannot tell)" });
+      },
     });
-    this.link = link;
-    link.start();
-    return link;
+    source.setReadLimit(this.readLimit);
+  }
+
+  /** Serves an agent on a new stream; it replaces the agent in session once its handshake succeeds. */
+  attach(stream: ByteStream): void {
+    this.flow.attach(stream);
   }
 
   /** A device is gone: answer its groups INVALID (the kernel does the same at detach). */
   removeDevice(devId: number): number {
-    return this.drain("device-removed", (e) => e.group.devId === devId, pb.CancelReason.CANCEL_DEVICE_REMOVED);
+    const drained = this.ledger.drain("device-removed", KernelCode.INVALID, (e) => e.group.devId === devId);
+    this.flow.cancelled(drained, pb.CancelReason.CANCEL_DEVICE_REMOVED);
+    return drained.length;
   }
 
   /**
    * Stops reading, answers every group read (sent, queued, or delivered by a
-   * source while it stopped), says goodbye, and writes the answers.
+   * source while it stopped), says goodbye, and writes the answers. The
+   * answers are SUCCESS: nobody decided these faults, and the device retries
+   * them with whoever reads the fault queue next.
    */
   async shutdown(): Promise<void> {
     this.stopping = true;
-    // Sources first: records they had read arrive while they close, and are
-    // answered as "shutdown" by onGroup.
+    this.flow.close();
+    // Sources first: records they had read arrive while they close, and are answered as "shutdown" by admit.
     await Promise.all([...this.sources.values()].map((s) => s.close()));
     for (const assembler of this.assemblers.values()) {
-      for (const g of assembler.takePartial()) this.writer.answer(g, KernelCode.INVALID, "shutdown");
+      for (const g of assembler.takePartial()) this.admit(g, { answer: KernelCode.SUCCESS, origin: "shutdown" });
     }
-    this.drain("shutdown", () => true, pb.CancelReason.CANCEL_SHUTDOWN);
+    this.ledger.drain("shutdown", KernelCode.SUCCESS);
     this.writer.flush();
-    this.clearTimers();
-    this.link?.close(pb.GoodbyeReason.GOODBYE_SHUTDOWN, "relay shutting down");
-    this.link = null;
-    this.sources.clear();
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = null;
+  }
+
+  private watched(): boolean {
+    return this.events.listenerCount("event") > 0;
   }
 
   private onRecords(assembler: GroupAssembler, records: FaultRecord[]): void {
     this.metrics.records += records.length;
     assembler.push(records, performance.now());
-    const groups = this.readBatch;
-    this.readBatch = [];
-    this.admitBatch(groups);
   }
 
-  /** Journals a batch of groups, then routes each: the journal record comes first. */
-  private admitBatch(groups: FaultGroup[]): void {
-    if (groups.length === 0) return;
-    const wallMinusMono = Date.now() - performance.now();
-    const devices = groups.map((g) => this.options.devices.resolve(g));
-    this.observer.groupsRead(groups.map((group, i) => {
-      const device = devices[i] ?? null;
-      const ms = device === null ? 0 : this.options.devices.deadline(device).ms;
-      return { group, deadlineWallMs: group.readAtMs + ms + wallMinusMono };
-    }));
-    groups.forEach((g, i) => this.onGroup(g, devices[i] ?? null));
-  }
-
-  private onGroup(group: FaultGroup, device: D | null): void {
+  /** Every group read enters the ledger here, once: queued for the agent, or answered at once with `route`. */
+  private admit(group: FaultGroup, forced: Route | null): void {
     this.metrics.groups++;
-    if (this.events.listenerCount("event") > 0) {
-      this.emit({ kind: "group-read", devId: group.devId, pasid: group.pasid, pages: group.pages.length, cookie: group.cookie });
-    }
-    if (this.stopping) {
-      this.writer.answer(group, KernelCode.INVALID, "shutdown");
-      return;
-    }
-    if (device === null) {
-      this.writer.answer(group, KernelCode.INVALID, "unknown-device");
-      return;
-    }
-    if (this.agentAbsent) {
-      this.writer.answer(group, KernelCode.INVALID, "session-lost");
-      return;
-    }
-    const deadline = this.options.devices.deadline(device);
-    if (this.ledger.admit(group, deadline.ms, deadline.code)) {
-      this.armDeadline();
-      this.schedulePump();
-    }
-  }
-
-  private schedulePump(): void {
-    if (this.pumpScheduled) return;
-    this.pumpScheduled = true;
-    setImmediate(() => {
-      this.pumpScheduled = false;
-      this.pump();
-    });
-  }
-
-  /** Sends queued groups while the session, the window and the stream allow. */
-  private pump(): void {
-    const link = this.link;
-    const session = this.session;
-    if (!link || !session || !this.writable) return;
-    const room = this.window - this.ledger.sent - this.heldAfterExpiry.size;
-    if (room <= 0 || this.ledger.queued === 0) return;
-    const entries = this.ledger.takeForSending(room, session.epoch);
-    if (entries.length === 0) return;
-    const raw = (session.agreement.features & Feature.RAW_RECORDS) !== 0;
-    const now = performance.now();
-    const requests: iopf.link.v1.IPageRequest[] = [];
-    for (const e of entries) {
-      const device = this.options.devices.resolve(e.group);
-      if (device === null) {
-        this.drain("device-removed", (x) => x === e, pb.CancelReason.CANCEL_DEVICE_REMOVED);
-        continue;
+    this.options.observer?.read(group);
+    if (this.watched()) this.emit({ kind: "group-read", devId: group.devId, pasid: group.pasid, pages: group.pages.length, cookie: group.cookie });
+    let route: Route | null = forced;
+    let device: D | null = null;
+    if (route === null && this.stopping) route = { answer: KernelCode.SUCCESS, origin: "shutdown" };
+    if (route === null) {
+      device = this.options.devices.resolve(group);
+      if (device === null) route = { answer: KernelCode.INVALID, origin: "unknown-device" };
+      else if (this.flow.absent) route = { answer: KernelCode.INVALID, origin: "session-lost" };
+      else {
+        const deadline = this.options.devices.deadline(device);
+        route = { deadlineMs: deadline.ms, deadlineCode: deadline.code };
       }
-      requests.push(this.options.devices.pageRequest(e.group, device, e.tag, Math.max(0, Math.round((e.deadlineMs - now) * 1000)), raw));
     }
-    const { writable, tooLarge } = link.sendPageRequests(requests);
-    this.writable = writable;
-    this.metrics.groupsSent += requests.length - tooLarge.length;
-    if (tooLarge.length > 0) {
-      // Too many pages for one frame of the agreed max_payload: the agent can never receive it.
-      const tags = new Set(tooLarge.map((r) => r.tag));
-      this.ledger.drain("oversized", (e) => tags.has(e.tag));
-      this.options.log("groups too large for one frame of the agreed max_payload answered INVALID", { count: tooLarge.length, maxPayload: session.agreement.limits.maxPayload });
+    const { ended } = this.ledger.admit(group, route, device);
+    // Its cookie read again: the kernel answered the old group itself (a detach or replace) and gave the cookie to this one.
+    if (ended) this.flow.cancelled([ended], pb.CancelReason.CANCEL_DEVICE_REMOVED);
+    if ("deadlineMs" in route) {
+      this.armDeadline();
+      this.flow.schedule();
     }
-    if (this.events.listenerCount("event") > 0) this.emit({ kind: "sent", count: requests.length, epoch: session.epoch });
   }
 
   private onPageResponses(epoch: number, responses: WirePageResponse[]): void {
@@ -283,23 +259,79 @@ export class RelayCore<D> {
       if (unknown) this.metrics.unknownCodes++;
       const outcome = this.ledger.guestAnswer(epoch, r.tag, code);
       if (outcome === "answered") continue;
-      if (outcome === "late") this.heldAfterExpiry.delete(r.tag);
       this.metrics.countDrop(outcome);
-      if (this.events.listenerCount("event") > 0) this.emit({ kind: "dropped", reason: outcome, tag: r.tag });
+      if (this.watched()) this.emit({ kind: "dropped", reason: outcome, tag: r.tag });
     }
-    this.schedulePump();
   }
 
-  private drain(origin: AnswerOrigin, match: (e: LedgerEntry) => boolean, reason: iopf.link.v1.CancelReason): number {
-    const epoch = this.session?.epoch;
-    const cancelled: number[] = [];
-    const n = this.ledger.drain(origin, (e) => {
-      if (!match(e)) return false;
-      if (e.state === "sent" && e.epoch === epoch) cancelled.push(e.tag);
-      return true;
+  private sourceFailed(source: FaultSource, err: Error, answerable: boolean, unsent: number): void {
+    if (this.stopping && !answerable) return;
+    this.failures.push({ source: source.description, error: err.message, atMs: Date.now() });
+    this.metrics.sourceFailures++;
+    let ended = 0;
+    if (!answerable) {
+      this.assemblers.get(source.id)?.takePartial();
+      ended = this.ledger.endSource(source.id, "source-gone").length;
+    }
+    this.log.level("error", answerable ? "a fault source stopped delivering; its groups read so far are still answered" : "a fault source went away; the groups read from it cannot be answered", {
+      source: source.description, error: err.message, ...(answerable ? {} : { groupsLost: ended + unsent }),
     });
-    this.tellAgentCancelled(cancelled, reason);
-    return n;
+  }
+
+  private setReadLimit(groups: number): void {
+    this.readLimit = groups;
+    for (const s of this.sources.values()) s.setReadLimit(groups);
+  }
+
+  private onFlowEvent(e: FlowEvent): void {
+    const m = this.metrics;
+    switch (e.kind) {
+      case "session-up": {
+        const agent = e.session.agentSoftware;
+        m.sessionsUp++;
+        m.sessionState = "up";
+        m.creditWindow = e.session.agreement.limits.maxInFlight;
+        this.lines.sessionUp.report("up", {
+          epoch: e.session.epoch, agent, limits: e.session.agreement.limits, features: e.session.agreement.features, ...(e.takeover ? { takeover: true } : {}),
+        });
+        if (e.takeover) this.tookOver();
+        this.emit({ kind: "session-up", epoch: e.session.epoch, agent });
+        return;
+      }
+      case "session-down": {
+        const reason = e.reason;
+        m.sessionsDown++;
+        m.sessionState = "waiting";
+        m.lastSessionDownReason = reason;
+        this.lines.sessionDown.report("down", { epoch: e.epoch, reason, requeued: e.requeued });
+        this.emit({ kind: "session-down", epoch: e.epoch, reason });
+        return;
+      }
+      case "credit":
+        m.creditWindow = e.window;
+        return;
+      case "agent-absent": {
+        const drained = this.ledger.drain("session-lost", KernelCode.INVALID);
+        this.log.level("warn", "no agent session within the grace period: answering INVALID until one comes", { drained: drained.length, graceMs: e.graceMs });
+        return;
+      }
+      case "connection-refused":
+        m.connectionsRefused++;
+        this.lines.refused.report("refused", { from: e.from, handshaking: e.candidates });
+        return;
+      case "candidate-failed":
+        m.connectionsRefused++;
+        this.lines.handshakeFailed.report("failed", { from: e.from, reason: e.reason });
+        return;
+    }
+  }
+
+  /** Counts a takeover, and warns when they come often: each one ends a session and resends its groups. */
+  private tookOver(): void {
+    const m = this.metrics;
+    m.takeovers++;
+    m.recentTakeovers = [...m.recentTakeovers, performance.now()].slice(-FLAPPING_TAKEOVERS);
+    if (m.flapping(performance.now())) this.lines.flapping.report("flapping", { takeovers: FLAPPING_TAKEOVERS, withinMs: FLAPPING_WINDOW_MS });
   }
 
   private armDeadline(): void {
@@ -313,87 +345,10 @@ export class RelayCore<D> {
   private onDeadline(): void {
     this.deadlineTimer = null;
     this.deadlineArmedFor = Infinity;
-    const epoch = this.session?.epoch;
-    const expired = this.ledger.expire(performance.now());
-    const cancelled = expired.filter((e) => e.epoch === epoch && epoch !== undefined).map((e) => e.tag);
-    this.tellAgentCancelled(cancelled, pb.CancelReason.CANCEL_DEADLINE);
+    const expired: LedgerEntry<D>[] = this.ledger.expire(performance.now());
+    this.flow.cancelled(expired, pb.CancelReason.CANCEL_DEADLINE);
     this.armDeadline();
-    this.schedulePump();
-  }
-
-  private tellAgentCancelled(tags: number[], reason: iopf.link.v1.CancelReason): void {
-    const session = this.session;
-    if (tags.length === 0 || !session || !this.link) return;
-    if (session.agreement.features & Feature.CANCELS) this.link.sendCancels(tags, reason);
-    else for (const t of tags) this.heldAfterExpiry.add(t);
-  }
-
-  private linkHandler(isCurrent: () => boolean): HostLinkHandler {
-    return {
-      sessionUp: (session) => {
-        if (!isCurrent()) return;
-        this.session = session;
-        this.window = session.agreement.limits.maxInFlight;
-        this.writable = true;
-        this.heldAfterExpiry.clear();
-        this.agentAbsent = false;
-        this.clearGrace();
-        this.metrics.sessionsUp++;
-        this.metrics.sessionState = "up";
-        this.metrics.creditWindow = this.window;
-        this.options.log("agent session up", { epoch: session.epoch, agent: session.agentSoftware, limits: session.agreement.limits, features: session.agreement.features });
-        this.emit({ kind: "session-up", epoch: session.epoch, agent: session.agentSoftware });
-        this.schedulePump();
-      },
-      pageResponses: (epoch, responses) => this.onPageResponses(epoch, responses),
-      credit: (_epoch, window) => {
-        this.window = window;
-        this.metrics.creditWindow = window;
-        this.schedulePump();
-      },
-      sessionDown: (epoch, reason) => {
-        if (this.session?.epoch !== epoch) return;
-        this.session = null;
-        this.heldAfterExpiry.clear();
-        const requeued = this.ledger.requeueSession(epoch);
-        this.metrics.sessionsDown++;
-        this.metrics.sessionState = "waiting";
-        this.metrics.lastSessionDownReason = reason;
-        this.options.log("agent session down", { epoch, reason, requeued });
-        this.emit({ kind: "session-down", epoch, reason });
-        this.startGrace();
-      },
-      writable: () => {
-        this.writable = true;
-        this.schedulePump();
-      },
-      closed: () => {
-        if (isCurrent()) this.link = null;
-      },
-    };
-  }
-
-  private startGrace(): void {
-    this.clearGrace();
-    this.graceTimer = setTimeout(() => {
-      this.graceTimer = null;
-      if (this.session) return;
-      this.agentAbsent = true;
-      const n = this.ledger.drain("session-lost");
-      this.options.log("no agent session within the grace period: answering INVALID until one comes", { drained: n, graceMs: this.options.sessionGraceMs ?? 2000 });
-    }, this.options.sessionGraceMs ?? 2000);
-    this.graceTimer.unref();
-  }
-
-  private clearGrace(): void {
-    if (this.graceTimer) clearTimeout(this.graceTimer);
-    this.graceTimer = null;
-  }
-
-  private clearTimers(): void {
-    this.clearGrace();
-    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
-    this.deadlineTimer = null;
+    this.flow.schedule();
   }
 
   private emit(event: RelayEvent): void {

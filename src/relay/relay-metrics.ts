@@ -1,10 +1,14 @@
 // Everything the relay counts. Plain fields, bumped on the hot path; readers
 // (the live view, the control server) take snapshots.
-import { AnswerOrigin } from "../fault/fault-group.js";
+import { AnswerOrigin, EndReason } from "../fault/fault-group.js";
 import { DropReason } from "../fault/ledger.js";
 import { LatencyHistogram } from "./latency-histogram.js";
 
 export type SessionState = "waiting" | "handshake" | "up";
+
+/** This many takeovers (a new connection taking the session) within the window: two agents fighting over the relay. */
+export const FLAPPING_TAKEOVERS = 3;
+export const FLAPPING_WINDOW_MS = 60_000;
 
 export class RelayMetrics {
   records = 0;
@@ -15,11 +19,22 @@ export class RelayMetrics {
   readonly dropped = new Map<DropReason, number>();
   /** Answers the source refused (EINVAL from the kernel, e.g. after a detach answered them). */
   refused = 0;
+  /** Groups that ended with no answer written, by why: the kernel answered them, or their source went away. */
+  readonly ended = new Map<EndReason, number>();
+  /** Groups a previous reader left, answered SUCCESS before the first read of an inherited or handed-over fault fd. */
+  sweptGroups = 0;
+  /** Fault sources that stopped delivering. */
+  sourceFailures = 0;
   /** Guest answers with a code the link does not define; each became INVALID. */
   unknownCodes = 0;
   groupsSent = 0;
   sessionsUp = 0;
   sessionsDown = 0;
+  /** Sessions taken over by another agent connection, and the monotonic times of the last few. */
+  takeovers = 0;
+  recentTakeovers: number[] = [];
+  /** Agent connections closed before a session: too many shaking hands at once, or no valid handshake. */
+  connectionsRefused = 0;
   sessionState: SessionState = "waiting";
   lastSessionDownReason = "";
   creditWindow = 0;
@@ -38,6 +53,15 @@ export class RelayMetrics {
     else c.invalid++;
   }
 
+  countEnd(reason: EndReason): void {
+    this.ended.set(reason, (this.ended.get(reason) ?? 0) + 1);
+  }
+
+  /** Whether agent connections keep taking the session from each other. */
+  flapping(nowMs: number): boolean {
+    return this.recentTakeovers.length >= FLAPPING_TAKEOVERS && nowMs - this.recentTakeovers[0]! < FLAPPING_WINDOW_MS;
+  }
+
   countDrop(reason: DropReason): void {
     this.dropped.set(reason, (this.dropped.get(reason) ?? 0) + 1);
   }
@@ -51,8 +75,10 @@ export class RelayMetrics {
       answers: Object.fromEntries(this.answers),
       dropped: Object.fromEntries(this.dropped),
       refused: this.refused,
+      ended: Object.fromEntries(this.ended),
+      swept: this.sweptGroups,
       unknownCodes: this.unknownCodes,
-      sessions: { up: this.sessionsUp, down: this.sessionsDown, state: this.sessionState },
+      sessions: { up: this.sessionsUp, down: this.sessionsDown, takeovers: this.takeovers, state: this.sessionState },
       latencyUs: { p50: this.latency.quantile(0.5), p99: this.latency.quantile(0.99), max: this.latency.maxUs },
       guestLatencyUs: { p50: this.guestLatency.quantile(0.5), p99: this.guestLatency.quantile(0.99) },
     };

@@ -1,68 +1,83 @@
-// Builds the fault sources the command line names, and with a journal,
-// recovers what a previous run left before the first read. A fd source's id
-// is its fd number, which the keeper keeps the same across restarts (3, 4,
-// ...), so the journal's keys (fd, cookie) name the same fault queue in the
-// next run. In-process sources take ids from 65535 down (the journal's ids
-// are u16), where no fd of this process is.
+// Builds the fault sources the command line names. An inherited fd is
+// checked first (an iommufd fault fd, or with --emulator-fd a kernel
+// emulator's), and read only after its cookies a previous reader may have
+// left are answered (the sweep, in the pump's worker). Fault queues this
+// process made itself (--iommufd, the built-in emulator) were never read by
+// anyone else and are not swept.
 import { KernelEmulator } from "../fault/emulator/kernel-emulator.js";
 import { FaultSource } from "../fault/fault-source.js";
-import { FdSpec, openFdSources } from "../fault/sources/fd-sources.js";
+import { FdSourceSet, FdSpec } from "../fault/sources/fd-sources.js";
 import { startSyntheticLoad } from "../fault/sources/synthetic-load.js";
 import { SyntheticSource } from "../fault/sources/synthetic-source.js";
+import { checkEmulatorFd, checkFaultFd, FdCheck } from "../kernel/fd-kind.js";
 import { IommuFd } from "../kernel/iommufd.js";
 import { Logger } from "./log.js";
-import { OpenedJournal, recoverJournal } from "./recovery.js";
 
-const SYNTHETIC_ID = 0xffff;
-/** Fds at or above this could meet an in-process source's id. */
-const FD_LIMIT = 0xff00;
+/** Above every fd number (the kernel's nr_open ceiling is 2^20), so an in-process source never shares an id with a fd. */
+const SYNTHETIC_ID = 0x10_0000;
+
+/** A source the operator named that cannot be used: one line, exit 1. */
+export class SourceError extends Error {
+  override readonly name = "SourceError";
+}
 
 export interface SourceRequest {
+  /** Inherited iommufd fault fds. */
   faultFds: number[];
+  /** Inherited kernel emulator fds (tests, benchmarks, a keeper's emulator). */
+  emulatorFds: number[];
   iommufd: boolean;
   builtIn: string[];
   /** Groups a second raised by the built-in sources; 0 raises none. */
   rate: number;
   /** Device ids the built-in sources raise faults on. */
   devIds: number[];
-  /** Journal the inherited fault fds here (the others die with the process); null or absent: no journal. */
-  journal?: string | null;
+  /** The most groups the relay holds; bounds what a sweep must cover. */
+  maxHeld: number;
 }
 
 export interface OpenedSources {
   sources: FaultSource[];
+  /** The fd sources' pump, to add fds to at runtime; null when no fd is read. */
+  fds: FdSourceSet | null;
   emulator: KernelEmulator | null;
   synthetic: SyntheticSource | null;
-  /** The journal and what a previous run left in it, for startRelay; null without one. */
-  journal: OpenedJournal | null;
   /** Stops the built-in load and releases what the sources own; after the relay shut down. */
   release(): Promise<void>;
 }
 
+/** The demo load of the built-in sources: a long run; quit() at shutdown ends it. */
+export function emulatorDemoLoad(devIds: number[], rate: number): Parameters<KernelEmulator["load"]>[0] {
+  return { devices: devIds.length, devBase: Math.min(...devIds), records: 1, rate, durationMs: 24 * 3600_000, maxOutstanding: 4096, pasid: 1 };
+}
+
+function checked(flag: string, fd: number, check: (fd: number) => FdCheck): FdSpec {
+  const c = check(fd);
+  if (!c.ok) throw new SourceError(`${flag} ${fd}: ${c.why}; pass ${flag === "--fault-fd" ? "the VMM's fault queue fd" : "the emulator's fd"}, or see docs/operations.md`);
+  return { fd, kind: c.kind, description: `${flag.slice(2)}:${fd}`, sweep: true };
+}
+
 export async function openSources(req: SourceRequest, log: Logger, announce: (info: object) => void): Promise<OpenedSources> {
-  const specs: FdSpec[] = [];
-  for (const fd of req.faultFds) specs.push({ fd, description: `fault-fd:${fd}` });
+  const specs: FdSpec[] = [
+    ...req.faultFds.map((fd) => checked("--fault-fd", fd, checkFaultFd)),
+    ...req.emulatorFds.map((fd) => checked("--emulator-fd", fd, checkEmulatorFd)),
+  ];
   let iommu: IommuFd | null = null;
   if (req.iommufd) {
     iommu = IommuFd.open();
     const { faultId, faultFd } = iommu.faultQueueAlloc();
     // The VMM ties its nested HWPTs to this fault object (IOMMU_HWPT_ALLOC with FAULT_ID_VALID).
     announce({ iommufd: iommu.fd, faultId, faultFd });
-    specs.push({ fd: faultFd, description: `iommufd fault ${faultId} (fd ${faultFd})` });
+    specs.push({ fd: faultFd, kind: "kernel", description: `iommufd fault ${faultId} (fd ${faultFd})`, sweep: false });
   }
   let emulator: KernelEmulator | null = null;
   let stopLoad: (() => void) | null = null;
   if (req.builtIn.includes("emulator")) {
     emulator = await KernelEmulator.start();
-    specs.push({ fd: emulator.faultFd, description: "kernel emulator" });
+    specs.push({ fd: emulator.faultFd, kind: "stream", description: "kernel emulator", sweep: false });
   }
-  const high = specs.find((s) => s.fd >= FD_LIMIT);
-  if (high) throw new Error(`${high.description}: expected a fd below ${FD_LIMIT} (source ids are 16-bit, and in-process sources take the top ones), got ${high.fd}; pass a lower fd number`);
-  // Answers in doubt are settled before the pump's first read, which may get their cookies again.
-  const recovered = req.journal ? recoverJournal(req.journal, req.faultFds, log) : null;
-  const fdSources = specs.length === 0 ? null
-    : await openFdSources(specs, recovered ? { journal: { path: recovered.journal.path, fds: req.faultFds }, carry: recovered.carry } : {});
-  const sources = fdSources?.sources ?? [];
+  const fds = specs.length === 0 ? null : await FdSourceSet.start({ maxHeld: req.maxHeld });
+  const sources = specs.map((s) => fds!.add(s));
   let synthetic: SyntheticSource | null = null;
   if (req.builtIn.includes("synthetic")) {
     synthetic = new SyntheticSource(SYNTHETIC_ID);
@@ -70,26 +85,22 @@ export async function openSources(req: SourceRequest, log: Logger, announce: (in
     if (req.rate > 0) stopLoad = startSyntheticLoad(synthetic, { rate: req.rate, devIds: req.devIds });
   }
   if (emulator && req.rate > 0) {
-    const devBase = Math.min(...req.devIds);
-    // A long run; quit() at shutdown ends it.
-    emulator.load({ devices: req.devIds.length, devBase, records: 1, rate: req.rate, durationMs: 24 * 3600_000, maxOutstanding: 4096, pasid: 1 })
-      .catch((err: Error) => log.level("warn", "emulator load ended", { error: err.message }));
+    emulator.load(emulatorDemoLoad(req.devIds, req.rate)).catch((err: Error) => log.level("debug", "emulator load ended", { error: err.message }));
   }
   return {
     sources,
+    fds,
     emulator,
     synthetic,
-    journal: recovered && {
-      journal: recovered.journal,
-      pending: recovered.pending,
-      // No fd to read: nothing else appends.
-      pauseReads: fdSources?.pauseReads ?? (() => () => undefined),
-    },
     release: async () => {
       stopLoad?.();
+      const unsent = (await fds?.stop()) ?? 0;
+      if (unsent > 0) log.level("error", "answers could not be written before the relay stopped; their groups stay outstanding until the device is detached", { unsent });
       if (emulator) {
         const final = await emulator.quit();
-        log("kernel emulator final stats", { delivered: final.deliveredGroups, success: final.answeredSuccess, invalid: final.answeredInvalid, outstanding: final.outstanding, violations: final.violationCount });
+        const fields = { delivered: final.deliveredGroups, success: final.answeredSuccess, invalid: final.answeredInvalid, outstanding: final.outstanding, violations: final.violationCount };
+        if (final.violationCount > 0) log.level("warn", "kernel emulator final stats: it saw answers the kernel would refuse, or groups never answered", { ...fields, first: final.violations.slice(0, 3) });
+        else log("kernel emulator final stats", fields);
         await emulator.close();
       }
       iommu?.close();

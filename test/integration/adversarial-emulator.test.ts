@@ -5,7 +5,8 @@
 // kernel's EINVAL, once each, never retried.
 import test from "ava";
 import { KernelEmulator } from "../../src/fault/emulator/kernel-emulator.js";
-import { startFdSources } from "../../src/fault/sources/fd-sources.js";
+import { FdSourceSet } from "../../src/fault/sources/fd-sources.js";
+import { createLogger } from "../../src/relay/log.js";
 import { pb } from "../../src/link/messages.js";
 import { RelayCore } from "../../src/relay/relay-core.js";
 import { memoryPair, until } from "../support/memory-stream.js";
@@ -16,24 +17,25 @@ import { GroupAudit } from "../support/hostile-relay.js";
 
 async function emulatorRelay() {
   const emulator = await KernelEmulator.start();
-  const [source] = await startFdSources([{ id: 1, fd: emulator.faultFd, description: "emulator" }]);
+  const fds = await FdSourceSet.start({ maxHeld: 1000 });
+  const source = fds.add({ fd: emulator.faultFd, kind: "stream", description: "emulator", sweep: false });
   const audit = new GroupAudit();
   const core = new RelayCore({
     devices: simpleDevices(10_000),
     link: { model: pb.ViommuModel.VIRTIO_IOMMU, endpoints: [], software: "emulator-relay", resyncTimers: FAST_TIMERS },
     observer: audit,
-    log: () => undefined,
+    log: createLogger("emulator-relay", "json", "error", () => undefined),
   });
-  core.addSource(source!);
+  core.addSource(source);
   const [h, g] = memoryPair();
   core.attach(h);
   const guest = new HostileGuest(g).start();
   await until(() => core.currentSession !== null, 3000, "a session");
-  return { emulator, core, guest, audit };
+  return { emulator, core, guest, audit, fds };
 }
 
 test.serial("forged, repeated and out-of-range answers never reach the fault fd: no violations", async (t) => {
-  const { emulator, core, guest, audit } = await emulatorRelay();
+  const { emulator, core, guest, audit, fds } = await emulatorRelay();
   await emulator.raise({ dev: 1, pasid: 1, count: 50 });
   await until(() => guest.requests.length === 50, 5000, "50 requests");
   const tags = guest.requests.map((r) => r.tag);
@@ -43,6 +45,7 @@ test.serial("forged, repeated and out-of-range answers never reach the fault fd:
   guest.answer(tags, 7);
   await until(() => core.metrics.totalDropped() === 2 + 50 * 3, 5000, "every bad answer dropped");
   await core.shutdown();
+  await fds.stop();
   const stats = await emulator.quit();
   await emulator.close();
   t.deepEqual(stats.violations, []);
@@ -52,7 +55,7 @@ test.serial("forged, repeated and out-of-range answers never reach the fault fd:
 });
 
 test.serial("a detach answers device 2's groups first: the relay's later answers are refused once each (counted), not retried", async (t) => {
-  const { emulator, core, guest, audit } = await emulatorRelay();
+  const { emulator, core, guest, audit, fds } = await emulatorRelay();
   await emulator.raise({ dev: 1, pasid: 1, count: 5 });
   await emulator.raise({ dev: 2, pasid: 1, count: 5, addr: 0x200000 });
   await until(() => guest.requests.length === 10, 5000, "10 requests");
@@ -64,6 +67,7 @@ test.serial("a detach answers device 2's groups first: the relay's later answers
   guest.answer(guest.requests.slice(10).map((r) => r.tag));
   await until(() => audit.count("guest") === 13, 5000, "answered");
   await core.shutdown();
+  await fds.stop();
   const stats = await emulator.quit();
   await emulator.close();
   const refusedByDetach = stats.violations.filter((v) => v.kind === "unknown-cookie" && v.detail === "answered by detach");

@@ -55,7 +55,7 @@ test("the link flaps 100 times (connect, hold groups, drop) and nothing is lost 
   t.deepEqual(await relay.finish(), clean(200));
 });
 
-test("answers the source refuses (EINVAL: a detach answered them first) are counted once, not retried, and nothing else breaks", async (t) => {
+test("answers the source refuses (EINVAL: a detach answered them first) are counted once as ended by the kernel, not retried, and nothing else breaks", async (t) => {
   const relay = await HostileRelay.start({ deadlineMs: 10_000 });
   const guest = await relay.connect();
   await until(() => relay.core.currentSession !== null, 3000, "a session");
@@ -73,7 +73,8 @@ test("answers the source refuses (EINVAL: a detach answered them first) are coun
   relay.raise(3, 1);
   await until(() => guest.requests.length === 13, 3000, "later groups still flow");
   guest.answer(guest.requests.slice(10).map((r) => r.tag));
-  await until(() => relay.audit.count("guest") === 13, 3000, "answers");
+  await until(() => relay.audit.count("guest") === 8, 3000, "answers");
+  t.is(relay.audit.count("kernel-ended"), 5, "the refused ones ended by the kernel's answer");
   const report = await relay.finish();
   t.deepEqual(report, { ...clean(13), refused: 5, answered: 13 }, "13 accepted answers: 5 by the detach, 8 from the relay");
 });

@@ -2,7 +2,8 @@
 // versions and epochs, a HELLO from the guest, renegotiation in the middle
 // of a session, and silence. The relay refuses each with NEGOTIATION_FAILED,
 // UNEXPECTED_MESSAGE or HANDSHAKE_TIMEOUT, never sends a group outside an
-// agreed session, and answers everything once.
+// agreed session (without one, groups wait at the source until the grace
+// period ends, then are answered INVALID), and answers everything once.
 import test from "ava";
 import { Flag } from "../../src/link/frame-header.js";
 import { LinkErrorCode } from "../../src/link/link-error.js";
@@ -31,14 +32,14 @@ const refused: [string, (h: WireHello) => object][] = [
 
 for (const [name, patch] of refused) {
   test(`a Welcome with ${name} is refused with NEGOTIATION_FAILED; no group is sent`, async (t) => {
-    const relay = await HostileRelay.start({ deadlineMs: 300 });
+    const relay = await HostileRelay.start({ deadlineMs: 300, graceMs: 300 });
     relay.raise(2);
     const guest = await relay.connect();
     guest.welcome = welcomeOf(patch);
     await until(() => guest.relayErrors.some((e) => e.code === LinkErrorCode.NEGOTIATION_FAILED), 3000, "NEGOTIATION_FAILED");
     t.regex(guest.relayErrors[0]!.message, /NEGOTIATION_FAILED/);
     t.is(relay.core.currentSession, null);
-    await until(() => relay.audit.count("deadline") === 2, 3000, "the deadline answers both");
+    await until(() => relay.audit.count("session-lost") === 2, 3000, "no agent within the grace period: both answered INVALID");
     t.is(guest.requests.length, 0);
     t.deepEqual(await relay.finish(), clean(2));
   });
@@ -86,13 +87,13 @@ test("a second Welcome, a Welcome for an old HELLO id, and a session message bef
   t.deepEqual(await relay.finish(), clean(3));
 });
 
-test("a guest that never answers HELLO: HANDSHAKE_TIMEOUT, and the groups are answered by their deadline", async (t) => {
-  const relay = await HostileRelay.start({ deadlineMs: 400, handshakeTimeoutMs: 150 });
+test("a guest that never answers HELLO: HANDSHAKE_TIMEOUT, and the groups are answered once the grace period ends", async (t) => {
+  const relay = await HostileRelay.start({ deadlineMs: 400, graceMs: 300, handshakeTimeoutMs: 150 });
   relay.raise(2);
   const guest = await relay.connect();
   guest.welcome = () => null;
   await until(() => guest.relayErrors.some((e) => e.code === LinkErrorCode.HANDSHAKE_TIMEOUT), 3000, "HANDSHAKE_TIMEOUT");
-  await until(() => relay.audit.count("deadline") === 2, 3000, "deadline answers");
+  await until(() => relay.audit.count("session-lost") === 2, 3000, "session-lost answers");
   t.is(guest.requests.length, 0);
   t.deepEqual(await relay.finish(), clean(2));
 });

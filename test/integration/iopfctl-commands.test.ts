@@ -59,6 +59,9 @@ test.serial("record, then replay into a relay's synthetic source", async (t) => 
   const dir = tempDir(t, "iopfctl-record-");
   const file = join(dir, "trace.jsonl");
   const first = await startRelay(t, { source: "synthetic", config: CONFIG });
+  // Without an agent the relay reads nothing (groups wait at the source): give each relay one.
+  startAgent(t, first);
+  await waitStatus(first.control, (s) => s.session.state === "up", "the agent's session");
   const record = run(t, IOPFCTL_CLI, ["--control", first.control, "record", file, "--kind", "group-read", "--count", "5"]);
   await waitStatus(first.control, (s) => s.viewers === 1, "the recorder");
   for (const dev of [1, 2, 1, 2, 2]) {
@@ -71,6 +74,8 @@ test.serial("record, then replay into a relay's synthetic source", async (t) => 
   t.deepEqual(recorded.map((e) => [e.kind, e.dev, e.pasid]), [[ "group-read", 1, 3], ["group-read", 2, 3], ["group-read", 1, 3], ["group-read", 2, 3], ["group-read", 2, 3]]);
 
   const second = await startRelay(t, { source: "synthetic", config: CONFIG });
+  startAgent(t, second);
+  await waitStatus(second.control, (s) => s.session.state === "up", "the agent's session");
   const replay = await ctl(t, ["--control", second.control, "replay", file, "--speed", "2"]);
   t.is(replay.code, 0, replay.stderr());
   const took = Number(/^replayed 5 groups in 5 requests over ([\d.]+) s into the relay's synthetic source/.exec(replay.stdout())?.[1]);
@@ -106,6 +111,8 @@ test.serial("clear errors: no relay there, a bad flag, a command's wrong option"
 
 test.serial("inject into a relay without a synthetic source is refused with what to do", async (t) => {
   const relay = await startRelay(t, { source: "emulator", config: CONFIG });
+  startAgent(t, relay);
+  await waitStatus(relay.control, (s) => s.session.state === "up", "the agent's session");
   const r = await ctl(t, ["--control", relay.control, "inject", "--dev", "1"]);
   t.is(r.code, 1);
   t.regex(r.stderr(), /HTTP 409: this relay has no synthetic source: start iopf-relay with --source synthetic/);

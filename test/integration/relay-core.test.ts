@@ -1,35 +1,50 @@
 // The relay core between a synthetic kernel-contract source and a guest link
 // over an in-memory stream: every group answered exactly once, by the right
-// origin, whatever the guest does.
+// origin, whatever the guest does; groups the relay has no room for wait in
+// the source (the kernel's list) rather than being answered.
 import test from "ava";
 import { RelayCore } from "../../src/relay/relay-core.js";
 import { SyntheticSource } from "../../src/fault/sources/synthetic-source.js";
 import { pb } from "../../src/link/messages.js";
-import { memoryPair, until, tick } from "../support/memory-stream.js";
+import { ALL_FEATURES, Feature, OUR_CAPABILITIES } from "../../src/link/negotiation.js";
+import { createLogger } from "../../src/relay/log.js";
+import { memoryPair, until } from "../support/memory-stream.js";
 import { makeGuest, FAST_TIMERS } from "../support/link-peers.js";
 import { simpleDevices } from "../support/simple-devices.js";
 import { buildFrame } from "../../src/link/frame-sender.js";
 import { RequestCode } from "../../src/link/request-code.js";
 
-function setup(opts: { deadlineMs?: number; graceMs?: number } = {}) {
+interface SetupOptions {
+  deadlineMs?: number;
+  graceMs?: number;
+  maxHeld?: number;
+  /** The agent's features; CANCELS off tests the window without cancels. */
+  guestFeatures?: number;
+  recentMemory?: number;
+}
+
+function setup(opts: SetupOptions = {}) {
   const logs: string[] = [];
   const core = new RelayCore({
     devices: simpleDevices(opts.deadlineMs ?? 100),
     link: { model: pb.ViommuModel.VIRTIO_IOMMU, endpoints: [], software: "test-relay", resyncTimers: FAST_TIMERS },
     sessionGraceMs: opts.graceMs ?? 1000,
-    log: (msg) => logs.push(msg),
+    readAhead: 4,
+    ...(opts.maxHeld !== undefined ? { maxHeld: opts.maxHeld } : {}),
+    ...(opts.recentMemory !== undefined ? { ledger: { recentMemory: opts.recentMemory } } : {}),
+    log: createLogger("test-relay", "json", "debug", (line) => logs.push(line)),
   });
   const source = new SyntheticSource(1);
   core.addSource(source);
   const [h, g] = memoryPair();
   core.attach(h);
-  const guest = makeGuest(g);
+  const guest = makeGuest(g, opts.guestFeatures === undefined ? undefined : { ...OUR_CAPABILITIES, features: opts.guestFeatures });
   guest.link.start();
   return { core, source, guest, h, g, logs };
 }
 
-function raise(source: SyntheticSource, n: number, devId = 1): number[] {
-  return Array.from({ length: n }, (_, i) => source.raise({ devId, pasid: 1, grpid: i % 512, perm: 1, addr: 0x100000 + i * 4096 }));
+function raise(source: SyntheticSource, n: number, devId = 1): void {
+  for (let i = 0; i < n; i++) source.raise({ devId, pasid: 1, grpid: i % 512, perm: 1, addr: 0x100000 + i * 4096 });
 }
 
 test("groups go to the agent and its answers back to the source, once each", async (t) => {
@@ -53,10 +68,20 @@ test("a guest that never answers: the deadline answers INVALID, and the agent is
   await until(() => source.snapshot().answered === 5, 2000);
   t.is(core.metrics.answers.get("deadline")?.invalid, 5);
   await until(() => guest.cancels.length === 5);
-  // A late answer is dropped, never written.
-  guest.link.sendResponses(guest.requests.map((r) => ({ tag: r.tag, code: 0 })));
-  await tick(20);
-  t.is(source.snapshot().refused, 0);
+  await core.shutdown();
+});
+
+test("late answers, sent raw past the agent's own filter, are dropped and counted, never written", async (t) => {
+  const { core, source, guest, g } = setup({ deadlineMs: 30 });
+  guest.answer = null;
+  await until(() => core.currentSession !== null);
+  raise(source, 3);
+  await until(() => source.snapshot().answered === 3, 2000, "the deadline answers");
+  // GuestLink would not send answers for cancelled tags: a hostile guest writes the frame itself.
+  g.write(buildFrame(RequestCode.PAGE_RESPONSES, 0, 900, pb.PageResponseBatch, { responses: guest.requests.map((r) => ({ tag: r.tag, code: 0 })) }));
+  await until(() => core.metrics.dropped.get("late") === 3, 2000, "three late answers dropped");
+  t.is(source.snapshot().refused, 0, "nothing reached the source");
+  t.is(source.snapshot().answered, 3);
   await core.shutdown();
 });
 
@@ -91,7 +116,7 @@ test("a device the map does not know is answered INVALID at once", async (t) => 
 });
 
 test("a lost session's groups are sent again to the agent that comes back within the grace period", async (t) => {
-  const { core, source, guest, g } = setup({ deadlineMs: 5000 });
+  const { core, source, guest } = setup({ deadlineMs: 5000 });
   guest.answer = null;
   await until(() => core.currentSession !== null);
   raise(source, 4);
@@ -104,11 +129,20 @@ test("a lost session's groups are sent again to the agent that comes back within
   await until(() => source.snapshot().answered === 4, 2000, "answers from the new session");
   t.is(core.metrics.answers.get("guest")?.success, 4);
   t.is(guest.requests.length, 8, "each group sent once per session");
-  void g;
   await core.shutdown();
 });
 
-test("no agent within the grace period: waiting groups and new ones are answered INVALID", async (t) => {
+test("before any session nothing is read: groups wait in the source, and expire by no deadline", async (t) => {
+  const { core, source, g } = setup({ deadlineMs: 20, graceMs: 60_000 });
+  g.destroy();
+  raise(source, 3);
+  await until(() => source.snapshot().waiting === 3, 2000, "the groups raised");
+  t.is(source.snapshot().delivered, 0, "the relay reads nothing it has nobody to show to");
+  t.is(core.metrics.answers.get("deadline"), undefined);
+  await core.shutdown();
+});
+
+test("no agent within the grace period: the waiting groups are read and answered INVALID", async (t) => {
   const { core, source, g } = setup({ deadlineMs: 5000, graceMs: 50 });
   g.destroy();
   raise(source, 3);
@@ -117,40 +151,50 @@ test("no agent within the grace period: waiting groups and new ones are answered
   await core.shutdown();
 });
 
-test("shutdown answers every group read, sent or still queued", async (t) => {
+test("shutdown answers every group read, sent or still queued, SUCCESS: the device retries with the next reader", async (t) => {
   const { core, source, guest } = setup({ deadlineMs: 5000 });
   guest.answer = null;
   await until(() => core.currentSession !== null);
   guest.link.grantCredit(6);
+  await until(() => core.metrics.creditWindow === 6, 2000, "the new window");
   raise(source, 8);
   await until(() => guest.requests.length === 6 && core.queued === 2);
   await core.shutdown();
   t.is(source.snapshot().answered, 8);
   t.is(source.snapshot().outstanding, 0);
-  t.is(core.metrics.answers.get("shutdown")?.invalid, 8);
+  t.is(core.metrics.answers.get("shutdown")?.success, 8);
 });
 
-test("groups raised but not yet read at shutdown stay with the source for the next reader", async (t) => {
-  const { core, source } = setup({ deadlineMs: 5000 });
-  await until(() => core.currentSession !== null);
-  raise(source, 2);
-  await core.shutdown();
-  t.is(source.snapshot().answered, 0);
-  t.is(source.snapshot().outstanding, 2);
-});
-
-test("the credit window bounds what the agent holds; the rest waits", async (t) => {
+test("the credit window bounds what the agent holds, and one read ahead what the relay holds; the rest waits in the source", async (t) => {
   const { core, source, guest } = setup({ deadlineMs: 5000 });
   guest.answer = null;
   await until(() => core.currentSession !== null);
   guest.link.grantCredit(3);
-  await tick(20);
-  raise(source, 10);
-  await tick(50);
-  t.is(guest.requests.length, 3);
-  t.is(core.queued, 7);
+  raise(source, 20);
+  await until(() => guest.requests.length === 3 && core.held === 3 + 4, 2000, "three sent, four read ahead");
+  t.is(source.snapshot().waiting, 20 - 7, "the rest was never read");
   guest.link.sendResponses(guest.requests.map((r) => ({ tag: r.tag, code: 0 })));
   await until(() => guest.requests.length === 6);
   await core.shutdown();
-  t.is(source.snapshot().answered, 10);
+  t.is(source.snapshot().answered, 7 + 3, "the read groups, answered by the guest or at shutdown");
+  t.is(source.snapshot().waiting, 20 - 10);
+});
+
+test("without CANCELS, a tag answered by its deadline counts against the window until the agent answers it, however long after", async (t) => {
+  const { core, source, guest, g } = setup({ deadlineMs: 30, guestFeatures: ALL_FEATURES & ~Feature.CANCELS, recentMemory: 4 });
+  guest.answer = null;
+  await until(() => core.currentSession !== null);
+  guest.link.grantCredit(2);
+  raise(source, 2);
+  await until(() => core.metrics.answers.get("deadline")?.invalid === 2, 2000, "both expired while the agent holds them");
+  const owed = guest.requests.map((r) => r.tag);
+  raise(source, 2);
+  // The window is full of owed tags: nothing more is sent. Many groups settle meanwhile, so the ledger forgets the owed tags' answers.
+  raise(source, 20, 500);
+  await until(() => core.metrics.answers.get("unknown-device")?.invalid === 20, 2000, "other groups settling");
+  t.is(guest.requests.length, 2, "no credit while the agent holds two expired groups");
+  g.write(buildFrame(RequestCode.PAGE_RESPONSES, 0, 901, pb.PageResponseBatch, { responses: owed.map((tag) => ({ tag, code: 0 })) }));
+  await until(() => guest.requests.length === 4, 2000, "the late answers gave the credit back");
+  t.is(core.metrics.dropped.get("late"), 2);
+  await core.shutdown();
 });

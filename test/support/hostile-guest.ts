@@ -25,6 +25,8 @@ export class HostileGuest {
   readonly cancels: number[] = [];
   /** ERROR frames the relay sent: each is a session it ended on purpose. */
   readonly relayErrors: WireError[] = [];
+  /** The reasons of the relay's GOODBYEs. */
+  readonly goodbyes: number[] = [];
   /** HELLOs received (only the count and the last are kept: a SYNC storm draws a HELLO each). */
   hellos = 0;
   lastHello: WireHello | null = null;
@@ -143,6 +145,9 @@ export class HostileGuest {
         return;
       case "error":
         this.relayErrors.push(msg.body);
+        return;
+      case "goodbye":
+        if (!msg.reply) this.goodbyes.push(msg.body.reason);
         return;
       case "heartbeat":
         if (msg.needReply) this.send(RequestCode.HEARTBEAT, pb.Heartbeat, msg.body, Flag.REPLY, msg.id);

@@ -8,40 +8,43 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AnswerOrigin, FaultGroup, KernelCode } from "../../src/fault/fault-group.js";
+import { AnswerOrigin, EndReason, FaultGroup, KernelCode } from "../../src/fault/fault-group.js";
 import { DEFAULT_LEDGER_LIMITS, LedgerLimits } from "../../src/fault/ledger.js";
 import { SyntheticSource } from "../../src/fault/sources/synthetic-source.js";
 import { pb } from "../../src/link/messages.js";
 import { DEFAULT_LIMITS, LinkLimits, OUR_CAPABILITIES } from "../../src/link/negotiation.js";
 import type { ByteStream } from "../../src/link/transport/byte-stream.js";
 import { connectUnix, UnixListener } from "../../src/link/transport/unix.js";
-import type { AnswerObserver } from "../../src/relay/answer-writer.js";
-import { RelayCore } from "../../src/relay/relay-core.js";
+import { GroupObserver, RelayCore } from "../../src/relay/relay-core.js";
+import { createLogger } from "../../src/relay/log.js";
 import { FAST_TIMERS } from "./link-peers.js";
 import { HostileGuest } from "./hostile-guest.js";
 import { simpleDevices } from "./simple-devices.js";
 
 export interface Answer {
   code: KernelCode;
-  origin: AnswerOrigin;
+  origin: AnswerOrigin | EndReason;
 }
 
-/** Every group read, with every answer it got, in order. */
-export class GroupAudit implements AnswerObserver {
+/** Every group read, with every outcome it got (an answer written, or an end with none), in order. */
+export class GroupAudit implements GroupObserver {
   readonly answers = new Map<FaultGroup, Answer[]>();
 
-  groupsRead(groups: { group: FaultGroup }[]): void {
-    for (const { group } of groups) this.answers.set(group, []);
+  read(group: FaultGroup): void {
+    this.answers.set(group, []);
   }
-  beforeWrite(): void {}
-  afterWrite(): void {}
   answered(group: FaultGroup, code: KernelCode, origin: AnswerOrigin): void {
     const list = this.answers.get(group);
     if (list) list.push({ code, origin });
     else this.answers.set(group, [{ code, origin: `never-read:${origin}` as AnswerOrigin }]);
   }
+  ended(group: FaultGroup, reason: EndReason): void {
+    const list = this.answers.get(group);
+    if (list) list.push({ code: -1 as KernelCode, origin: reason });
+    else this.answers.set(group, [{ code: -1 as KernelCode, origin: `never-read:${reason}` as AnswerOrigin }]);
+  }
 
-  /** Problems found: groups answered zero or several times, or answered without being read. */
+  /** Problems found: groups with zero or several outcomes, or an outcome without being read. */
   problems(): string[] {
     const out: string[] = [];
     for (const [g, list] of this.answers) {
@@ -55,7 +58,7 @@ export class GroupAudit implements AnswerObserver {
     return [];
   }
 
-  count(origin: AnswerOrigin): number {
+  count(origin: AnswerOrigin | EndReason): number {
     let n = 0;
     for (const list of this.answers.values()) n += list.filter((a) => a.origin === origin).length;
     return n;
@@ -93,7 +96,7 @@ export class HostileRelay {
       ledger: { ...DEFAULT_LEDGER_LIMITS, ...opts.ledger },
       sessionGraceMs: opts.graceMs ?? 2000,
       observer: this.audit,
-      log: (msg, fields) => this.logs.push(`${msg} ${JSON.stringify(fields ?? {})}`),
+      log: createLogger("hostile-test-relay", "json", "debug", (line) => this.logs.push(line)),
     });
     this.core.addSource(this.source);
     listener.on("connection", (stream: ByteStream) => this.core.attach(opts.wrap ? opts.wrap(stream) : stream));

@@ -1,9 +1,9 @@
 // A test agent that keeps connecting to a relay's Unix socket and answers
-// every request after a delay, so that groups are in flight when a test
-// breaks something.
+// every request after a delay (or only those `answer` picks a code for), so
+// that groups are in flight when a test breaks something.
 import { connectUnix } from "../../src/link/transport/unix.js";
 import { GuestLink } from "../../src/link/guest-link.js";
-import { pb } from "../../src/link/messages.js";
+import { pb, WirePageRequest } from "../../src/link/messages.js";
 
 export interface ReconnectingAgent {
   answered: number;
@@ -11,7 +11,10 @@ export interface ReconnectingAgent {
   stop(): void;
 }
 
-export function reconnectingAgent(path: string, answerAfterMs: number): ReconnectingAgent {
+/** A request's answer code, or null to leave it unanswered (its deadline answers it). */
+export type AnswerPolicy = (req: WirePageRequest) => number | null;
+
+export function reconnectingAgent(path: string, answerAfterMs: number, answer: AnswerPolicy = () => pb.ResponseCode.RESPONSE_SUCCESS): ReconnectingAgent {
   const state = { answered: 0, sessions: 0, stopped: false, link: null as GuestLink | null };
   const attempt = async (): Promise<void> => {
     if (state.stopped) return;
@@ -25,8 +28,13 @@ export function reconnectingAgent(path: string, answerAfterMs: number): Reconnec
     const link: GuestLink = new GuestLink(stream, {
       sessionUp: () => state.sessions++,
       pageRequests: (reqs) => {
+        const answers = reqs.flatMap((r) => {
+          const code = answer(r);
+          return code === null ? [] : [{ tag: r.tag, code }];
+        });
+        if (answers.length === 0) return;
         setTimeout(() => {
-          state.answered += link.sendResponses(reqs.map((r) => ({ tag: r.tag, code: pb.ResponseCode.RESPONSE_SUCCESS })));
+          state.answered += link.sendResponses(answers);
         }, answerAfterMs);
       },
       cancels: () => undefined,

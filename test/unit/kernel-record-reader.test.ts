@@ -1,6 +1,6 @@
 // RecordReader over a stream socket: whole records out, a partial record
-// carried to the next read, and lastReadFull telling the pump's worker
-// whether to read again or go back to poll().
+// carried to the next read, lastReadFull telling the pump's worker whether
+// to read again or go back to poll(), and the stream's end told from EAGAIN.
 import test from "ava";
 import * as libc from "../../src/kernel/libc.js";
 import { RecordReader } from "../../src/kernel/record-reader.js";
@@ -12,7 +12,7 @@ function withPair(body: (writer: number, reader: RecordReader) => void): void {
   const [a, b] = libc.socketpair();
   libc.setNonBlocking(b, true);
   try {
-    body(a, new RecordReader(b));
+    body(a, new RecordReader(b, "stream"));
   } finally {
     libc.close(a);
     libc.close(b);
@@ -49,15 +49,22 @@ test("a partial record is carried: the room after the carry is what counts as fu
   });
 });
 
-test("seeded records are handed out without a read, and count as full", (t) => {
+test("a stream whose other end closed has ended; an empty one that would block has not", (t) => {
   const [a, b] = libc.socketpair();
+  libc.setNonBlocking(b, true);
   try {
-    const reader = new RecordReader(b, bytes(R, 9));
+    const reader = new RecordReader(b, "stream");
     const buf = Buffer.alloc(2 * R);
-    t.is(reader.readInto(buf, 2 * R), R);
-    t.true(reader.lastReadFull, "after a seed the fd itself was never read: read it before polling");
-  } finally {
+    t.is(reader.readInto(buf, 2 * R), 0);
+    t.true(reader.lastReadEmpty);
+    t.false(reader.ended, "EAGAIN: nothing yet, the emulator is still there");
+    libc.write(a, bytes(R), R);
     libc.close(a);
+    t.is(reader.readInto(buf, 2 * R), R, "what it wrote before leaving is read first");
+    t.false(reader.ended);
+    t.is(reader.readInto(buf, 2 * R), 0);
+    t.true(reader.ended, "then read() returns 0: the end");
+  } finally {
     libc.close(b);
   }
 });

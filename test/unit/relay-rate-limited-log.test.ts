@@ -1,11 +1,11 @@
-// A warning that fires per group is logged once, then summarized per window.
+// A line that fires per group is written once, then summarized per window.
 import test from "ava";
-import { RepeatedWarning } from "../../src/relay/repeated-warning.js";
+import { RateLimitedLog } from "../../src/relay/rate-limited-log.js";
 import { tick } from "../support/memory-stream.js";
 
 test("the first occurrence is logged at once, the rest of the window as one line with their count and the last fields", async (t) => {
   const lines: [string, object][] = [];
-  const w = new RepeatedWarning((msg, fields) => lines.push([msg, fields]), "unfit group", 30);
+  const w = new RateLimitedLog((msg, fields) => lines.push([msg, fields]), "unfit group", 30);
   for (let i = 0; i < 1000; i++) w.report("dev 1", { devId: 1, detail: `index ${i}` });
   w.report("dev 2", { devId: 2, detail: "other" });
   t.deepEqual(lines, [["unfit group", { devId: 1, detail: "index 0" }], ["unfit group", { devId: 2, detail: "other" }]], "each key's first at once");

@@ -1,23 +1,32 @@
 /*
- * The kernel emulator: keeps the byte-level contract of an iommufd fault fd
- * on its end of an AF_UNIX stream socket inherited as fd 3, so the relay can
- * be tested and benchmarked without the kernel.
+ * The kernel emulator: keeps the contract of an iommufd fault fd
+ * (drivers/iommu/iommufd/fault.c, Linux 6.12) so the relay can be tested and
+ * benchmarked without the kernel. Two front ends share one model:
  *
- * Contract kept (drivers/iommu/iommufd/fault.c, Linux 6.12):
- * - it writes 40-byte struct iommu_hwpt_pgfault records, whole groups of one
- *   or more records with LAST_PAGE on the last; a stream reader may see a
- *   group split across reads (the relay assembles groups);
- * - cookies are assigned at delivery, from 1, lowest free first, and freed
- *   when answered (the kernel's XA_FLAGS_ALLOC1 xarray);
- * - it reads 8-byte struct iommu_hwpt_page_response answers; where the kernel
- *   would fail a write (unknown or repeated cookie, a code other than 0/1, a
- *   byte count not a multiple of 8) it records a violation instead, because
- *   a socket write cannot fail that way; a bad code leaves the group waiting,
- *   as in the kernel;
- * - detaching a device answers INVALID for its waiting groups, so a later
- *   answer for one of them is an unknown cookie (the kernel's EINVAL).
- * It also records each answer's latency (delivery to answer) in a log-linear
- * histogram, and at quit every group never answered.
+ * - stream (default): the relay's end of an AF_UNIX stream socket, inherited
+ *   as fd 3 (the emulator's end) and fd 4 (a copy of the relay's end, used
+ *   only to ask how many bytes the relay has not read yet, FIONREAD). Fast,
+ *   for benchmarks and most tests. Cookies are given when a group is
+ *   written into the socket, not when the relay reads it; an answer for a
+ *   group the relay has not read yet is refused ("unread-cookie"), as the
+ *   kernel refuses a cookie it has not given. A stream reader may see a
+ *   group split across reads.
+ * - kernel-exact (--fuse DIR): a FUSE file DIR/fault that behaves like the
+ *   fault fd itself: read() hands out whole groups only, giving cookies at
+ *   that moment (lowest free, from 1: the kernel's XA_FLAGS_ALLOC1 xarray),
+ *   fails with EINVAL when the first waiting group does not fit and returns
+ *   0 when none waits; write() takes 8-byte answers in order and stops at
+ *   the first unknown cookie or bad code, returning the bytes before it or
+ *   EINVAL; poll() says POLLIN while groups wait. For crash tests and groups
+ *   larger than one read.
+ *
+ * Both: 40-byte struct iommu_hwpt_pgfault records, LAST_PAGE on a group's
+ * last; a detach answers INVALID for the device's groups, read or not, so a
+ * later answer for one of them is an unknown cookie. Every answer the kernel
+ * would refuse is recorded as a violation (kinds unknown-cookie,
+ * repeated-cookie, unread-cookie, bad-code, partial-answer), and at quit
+ * every group read and never answered (unanswered-group). It also records
+ * each answer's latency (delivery to answer) in a log-linear histogram.
  *
  * Control: one command per line on stdin, "<id> <verb> key=value...", one
  * JSON line per command on stdout carrying the same id:
@@ -26,13 +35,15 @@
  *        duration_ms= max_outstanding= [dev_base=] [pasid=]   (replies at its end)
  *   stats | detach dev= | quit (final stats, then exit; EOF on stdin too)
  *
- * It must never be the bottleneck: one poll() loop, deliveries batched into
- * 64 KiB writes, answers read 64 KiB at a time, one clock read per batch.
+ * It must never be the bottleneck: one poll() loop, stream deliveries
+ * batched into 64 KiB writes, answers read 64 KiB at a time, one clock read
+ * per batch.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/fuse.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -40,11 +51,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #define SOCK_FD 3
+#define PEER_FD 4
 #define REC_SIZE 40
 #define RESP_SIZE 8
 #define FLAG_PASID_VALID 1u
@@ -53,6 +68,13 @@
 #define MAX_VIOLATIONS_KEPT 100
 #define PARTIAL_GRACE_NS 50000000ull /* a partial answer left this long is a violation */
 #define HIST_BUCKETS (32 + 59 * 32)
+/* FUSE: one request holds at most this much data each way (max_pages 256). */
+#define FUSE_IO_MAX (1024 * 1024)
+#define FUSE_ROOT 1
+#define FUSE_FILE 2
+/* A stream group must fit the stream's write buffer; a FUSE group one FUSE read. */
+#define MAX_STREAM_RECORDS (IO_CHUNK / REC_SIZE)
+#define MAX_FUSE_RECORDS (FUSE_IO_MAX / REC_SIZE)
 
 enum cookie_state { C_NEVER = 0, C_OUTSTANDING, C_ANSWERED, C_AUTO };
 
@@ -61,25 +83,39 @@ struct group {
 	uint64_t addr;
 };
 
+static int fuse_mode;
+static int fuse_fd = -1;
+static const char *fuse_dir;
+
 /* Per cookie, indexed by cookie value. */
 static uint8_t *c_state;
 static uint32_t *c_dev;
 static uint64_t *c_time;
+static uint64_t *c_end; /* stream: offset just past the group's last byte */
 static size_t c_cap;
 static uint32_t c_next = 1; /* lowest never-assigned cookie */
 static uint32_t *freeheap;  /* min-heap of freed cookies below c_next */
 static size_t free_len, free_cap;
 
-/* Raised groups waiting for delivery (FIFO). */
+/* Raised groups waiting for delivery (FIFO): the kernel's list of unread groups. */
 static struct group *queue;
 static size_t q_head, q_len, q_cap;
 
+/* Stream front end. */
 static uint8_t outbuf[IO_CHUNK * 2];
 static size_t out_off, out_len;
+static uint64_t stream_placed;  /* bytes ever put in outbuf */
+static uint64_t stream_written; /* bytes ever written into the socket */
+static uint64_t stream_consumed; /* bytes the relay is known to have read */
 static uint8_t inbuf[IO_CHUNK + RESP_SIZE];
 static size_t in_carry;
 static uint64_t carry_since;
 static int peer_closed;
+
+/* FUSE front end. */
+static uint8_t *fuse_buf;
+static uint64_t poll_kh;
+static int poll_armed;
 
 static uint64_t delivered_groups, delivered_records, answered_ok, answered_invalid, auto_answered, outstanding;
 static uint64_t violation_count;
@@ -169,6 +205,7 @@ static uint32_t cookie_alloc(void)
 		c_state = xrealloc(c_state, n);
 		c_dev = xrealloc(c_dev, n * sizeof *c_dev);
 		c_time = xrealloc(c_time, n * sizeof *c_time);
+		c_end = xrealloc(c_end, n * sizeof *c_end);
 		memset(c_state + c_cap, C_NEVER, n - c_cap);
 		c_cap = n;
 	}
@@ -210,9 +247,7 @@ static uint64_t percentile(double p)
 	return lat_max;
 }
 
-/* ---- delivery ---- */
-
-static uint64_t queued_groups(void) { return q_len; }
+/* ---- the list of groups waiting to be read ---- */
 
 static void enqueue(const struct group *g)
 {
@@ -230,17 +265,25 @@ static void enqueue(const struct group *g)
 	q_len++;
 }
 
+static struct group *queue_front(void) { return q_len ? &queue[q_head] : NULL; }
+
+static void queue_pop(void)
+{
+	q_head = (q_head + 1) % q_cap;
+	q_len--;
+}
+
 static void put_u32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 
-/* Appends one group's records with a fresh cookie; the caller checked room. */
-static void deliver(const struct group *g, uint64_t t)
+/* Writes one group's records at out with a fresh cookie: the moment the kernel would hand the group to a reader. */
+static void deliver(const struct group *g, uint8_t *out, uint64_t t)
 {
 	uint32_t cookie = cookie_alloc();
 	c_state[cookie] = C_OUTSTANDING;
 	c_dev[cookie] = g->dev;
 	c_time[cookie] = t;
 	for (uint32_t i = 0; i < g->nrec; i++) {
-		uint8_t *r = outbuf + out_len;
+		uint8_t *r = out + (size_t)i * REC_SIZE;
 		uint32_t flags = (g->pasid ? FLAG_PASID_VALID : 0) | (i + 1 == g->nrec ? FLAG_LAST_PAGE : 0);
 		uint64_t addr = g->addr + (uint64_t)i * 4096;
 		memset(r, 0, REC_SIZE);
@@ -251,21 +294,19 @@ static void deliver(const struct group *g, uint64_t t)
 		put_u32(r + 16, g->perm);
 		memcpy(r + 24, &addr, 8);
 		put_u32(r + 36, cookie);
-		out_len += REC_SIZE;
 	}
+	c_end[cookie] = stream_placed + (uint64_t)g->nrec * REC_SIZE;
 	delivered_groups++;
 	delivered_records += g->nrec;
 	outstanding++;
 }
-
-static int room_for(uint32_t nrec) { return out_len + (size_t)nrec * REC_SIZE <= sizeof outbuf; }
 
 /* How many load groups may be generated now. */
 static uint64_t load_allowance(uint64_t t)
 {
 	if (!load.active || t >= load.end)
 		return 0;
-	uint64_t inflight = outstanding + queued_groups();
+	uint64_t inflight = outstanding + q_len;
 	if (inflight >= load.max_outstanding)
 		return 0;
 	uint64_t cap = load.max_outstanding - inflight;
@@ -276,69 +317,57 @@ static uint64_t load_allowance(uint64_t t)
 	return want < cap ? want : cap;
 }
 
-/* Fills the out buffer (queued groups first, then load) and writes what the socket takes. */
-static void pump_out(void)
+/* Moves the groups the load may generate now into the list. */
+static int generate_load(uint64_t t)
 {
-	if (peer_closed)
-		return;
-	for (;;) {
-		if (out_off == out_len) {
-			out_off = out_len = 0;
-			uint64_t t = now_ns();
-			while (q_len > 0 && room_for(queue[q_head].nrec) && out_len < IO_CHUNK) {
-				deliver(&queue[q_head], t);
-				q_head = (q_head + 1) % q_cap;
-				q_len--;
-			}
-			uint64_t allow = load_allowance(t);
-			while (allow > 0 && room_for(load.records) && out_len < IO_CHUNK) {
-				uint64_t s = load.seq++;
-				struct group g = {
-					.dev = load.dev_base + (uint32_t)(s % load.devices),
-					.pasid = load.pasid,
-					.grpid = (uint32_t)((s / load.devices) % 512),
-					.perm = 3,
-					.nrec = load.records,
-					.addr = (s * load.records) << 12,
-				};
-				deliver(&g, t);
-				load.generated++;
-				allow--;
-			}
-			if (out_len == 0)
-				return;
-		}
-		ssize_t n = write(SOCK_FD, outbuf + out_off, out_len - out_off);
-		if (n > 0) {
-			out_off += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		peer_closed = 1;
-		return;
+	uint64_t allow = load_allowance(t);
+	for (uint64_t i = 0; i < allow; i++) {
+		uint64_t s = load.seq++;
+		struct group g = {
+			.dev = load.dev_base + (uint32_t)(s % load.devices),
+			.pasid = load.pasid,
+			.grpid = (uint32_t)((s / load.devices) % 512),
+			.perm = 3,
+			.nrec = load.records,
+			.addr = (s * load.records) << 12,
+		};
+		enqueue(&g);
+		load.generated++;
 	}
+	return allow > 0;
 }
 
 /* ---- answers ---- */
 
-static void answer(uint32_t cookie, uint32_t code, uint64_t t)
+/* The relay has read the stream up to here (it can have read no more than was written). */
+static uint64_t stream_read_up_to(void)
+{
+	int unread = 0;
+	if (ioctl(PEER_FD, FIONREAD, &unread) == 0 && unread >= 0 && (uint64_t)unread <= stream_written)
+		stream_consumed = stream_written - (uint64_t)unread;
+	return stream_consumed;
+}
+
+/* One answer; returns 0 when the kernel would take it, -1 when it would fail the write with EINVAL. */
+static int answer(uint32_t cookie, uint32_t code, uint64_t t)
 {
 	if (code != 0 && code != 1) {
 		violation("{\"kind\":\"bad-code\",\"cookie\":%u,\"code\":%u}", cookie, code);
-		return;
+		return -1;
 	}
 	uint8_t st = cookie < c_cap ? c_state[cookie] : C_NEVER;
 	if (st == C_NEVER || st == C_AUTO) {
 		violation("{\"kind\":\"unknown-cookie\",\"cookie\":%u,\"code\":%u%s}", cookie, code,
 			  st == C_AUTO ? ",\"detail\":\"answered by detach\"" : "");
-		return;
+		return -1;
 	}
 	if (st == C_ANSWERED) {
 		violation("{\"kind\":\"repeated-cookie\",\"cookie\":%u,\"code\":%u}", cookie, code);
-		return;
+		return -1;
+	}
+	if (!fuse_mode && c_end[cookie] > stream_consumed && c_end[cookie] > stream_read_up_to()) {
+		violation("{\"kind\":\"unread-cookie\",\"cookie\":%u,\"code\":%u}", cookie, code);
+		return -1;
 	}
 	uint64_t lat = t - c_time[cookie];
 	hist[hist_index(lat)]++;
@@ -352,10 +381,50 @@ static void answer(uint32_t cookie, uint32_t code, uint64_t t)
 	c_state[cookie] = C_ANSWERED;
 	outstanding--;
 	heap_push(cookie);
+	return 0;
+}
+
+/* ---- the stream front end ---- */
+
+static int room_for(uint32_t nrec) { return out_len + (size_t)nrec * REC_SIZE <= sizeof outbuf; }
+
+/* Fills the out buffer from the list (the load first generates into it) and writes what the socket takes. */
+static void stream_out(void)
+{
+	if (peer_closed)
+		return;
+	for (;;) {
+		if (out_off == out_len) {
+			out_off = out_len = 0;
+			uint64_t t = now_ns();
+			generate_load(t);
+			struct group *g;
+			while ((g = queue_front()) && room_for(g->nrec) && out_len < IO_CHUNK) {
+				deliver(g, outbuf + out_len, t);
+				out_len += (size_t)g->nrec * REC_SIZE;
+				stream_placed += (uint64_t)g->nrec * REC_SIZE;
+				queue_pop();
+			}
+			if (out_len == 0)
+				return;
+		}
+		ssize_t n = write(SOCK_FD, outbuf + out_off, out_len - out_off);
+		if (n > 0) {
+			out_off += (size_t)n;
+			stream_written += (uint64_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		peer_closed = 1;
+		return;
+	}
 }
 
 /* Reads every answer available; returns after EAGAIN or EOF. */
-static void pump_in(void)
+static void stream_in(void)
 {
 	for (;;) {
 		ssize_t n = read(SOCK_FD, inbuf + in_carry, IO_CHUNK);
@@ -391,6 +460,216 @@ static void check_partial(uint64_t t)
 	}
 }
 
+/* ---- the FUSE front end: DIR/fault behaves as the fault fd ---- */
+
+static void fuse_send(uint64_t unique, int error, const void *body, size_t len)
+{
+	struct fuse_out_header h = { .len = (uint32_t)(sizeof h + len), .error = error, .unique = unique };
+	uint8_t msg[sizeof h + 256];
+	const uint8_t *out = msg;
+	uint8_t *big = NULL;
+	if (sizeof h + len > sizeof msg)
+		out = big = xrealloc(NULL, sizeof h + len);
+	memcpy((uint8_t *)out, &h, sizeof h);
+	if (len)
+		memcpy((uint8_t *)out + sizeof h, body, len);
+	/* ENOENT: the request was interrupted (its reader died); the kernel dropped it. */
+	while (write(fuse_fd, out, sizeof h + len) < 0 && errno == EINTR)
+		;
+	free(big);
+}
+
+static void fuse_attr_of(uint64_t node, struct fuse_attr *a)
+{
+	memset(a, 0, sizeof *a);
+	a->ino = node;
+	a->mode = node == FUSE_ROOT ? S_IFDIR | 0700 : S_IFREG | 0600;
+	a->nlink = node == FUSE_ROOT ? 2 : 1;
+	a->blksize = 4096;
+}
+
+/* read(): whole groups only, cookies given now; EINVAL when the first does not fit, 0 when none waits. */
+static void fuse_read(uint64_t unique, const struct fuse_read_in *in)
+{
+	if (in->size % REC_SIZE) {
+		fuse_send(unique, -ESPIPE, NULL, 0);
+		return;
+	}
+	static uint8_t out[FUSE_IO_MAX];
+	size_t done = 0, room = in->size < sizeof out ? in->size : sizeof out;
+	uint64_t t = now_ns();
+	struct group *g;
+	while ((g = queue_front())) {
+		size_t bytes = (size_t)g->nrec * REC_SIZE;
+		if (bytes > room - done) {
+			if (done == 0) {
+				fuse_send(unique, -EINVAL, NULL, 0);
+				return;
+			}
+			break;
+		}
+		deliver(g, out + done, t);
+		done += bytes;
+		queue_pop();
+	}
+	fuse_send(unique, 0, out, done);
+}
+
+/* write(): answers in order, stopping at the first the kernel refuses. */
+static void fuse_write(uint64_t unique, const struct fuse_write_in *in, const uint8_t *data)
+{
+	if (in->size % RESP_SIZE) {
+		fuse_send(unique, -ESPIPE, NULL, 0);
+		return;
+	}
+	uint64_t t = now_ns();
+	uint32_t done = 0;
+	while (done < in->size) {
+		uint32_t cookie, code;
+		memcpy(&cookie, data + done, 4);
+		memcpy(&code, data + done + 4, 4);
+		if (answer(cookie, code, t) < 0)
+			break;
+		done += RESP_SIZE;
+	}
+	if (done == 0) {
+		fuse_send(unique, -EINVAL, NULL, 0);
+		return;
+	}
+	struct fuse_write_out out = { .size = done };
+	fuse_send(unique, 0, &out, sizeof out);
+}
+
+/* Wakes a poll() waiting for groups. */
+static void fuse_wake_pollers(void)
+{
+	if (!poll_armed || q_len == 0)
+		return;
+	poll_armed = 0;
+	struct fuse_notify_poll_wakeup_out w = { .kh = poll_kh };
+	fuse_send(0, FUSE_NOTIFY_POLL, &w, sizeof w);
+}
+
+static void fuse_request(const uint8_t *req, size_t len)
+{
+	const struct fuse_in_header *h = (const void *)req;
+	const uint8_t *arg = req + sizeof *h;
+	if (len < sizeof *h)
+		return;
+	switch (h->opcode) {
+	case FUSE_INIT: {
+		const struct fuse_init_in *in = (const void *)arg;
+		struct fuse_init_out out = { .major = FUSE_KERNEL_VERSION,
+					     .minor = in->minor < FUSE_KERNEL_MINOR_VERSION ? in->minor : FUSE_KERNEL_MINOR_VERSION,
+					     .flags = FUSE_MAX_PAGES,
+					     .max_write = FUSE_IO_MAX,
+					     .max_pages = FUSE_IO_MAX / 4096,
+					     .max_background = 16,
+					     .congestion_threshold = 12,
+					     .time_gran = 1 };
+		fuse_send(h->unique, 0, &out, sizeof out);
+		return;
+	}
+	case FUSE_LOOKUP: {
+		if (h->nodeid != FUSE_ROOT || strcmp((const char *)arg, "fault") != 0) {
+			fuse_send(h->unique, -ENOENT, NULL, 0);
+			return;
+		}
+		struct fuse_entry_out out = { .nodeid = FUSE_FILE, .entry_valid = 3600, .attr_valid = 3600 };
+		fuse_attr_of(FUSE_FILE, &out.attr);
+		fuse_send(h->unique, 0, &out, sizeof out);
+		return;
+	}
+	case FUSE_GETATTR: {
+		struct fuse_attr_out out = { .attr_valid = 3600 };
+		fuse_attr_of(h->nodeid, &out.attr);
+		fuse_send(h->unique, 0, &out, sizeof out);
+		return;
+	}
+	case FUSE_OPEN: {
+		/* No page cache, no offsets: every read() and write() reaches us with its own byte count. */
+		struct fuse_open_out out = { .fh = 1, .open_flags = FOPEN_DIRECT_IO | FOPEN_NONSEEKABLE | FOPEN_STREAM };
+		fuse_send(h->unique, 0, &out, sizeof out);
+		return;
+	}
+	case FUSE_OPENDIR: {
+		struct fuse_open_out out = { .fh = 2 };
+		fuse_send(h->unique, 0, &out, sizeof out);
+		return;
+	}
+	case FUSE_READ:
+		fuse_read(h->unique, (const void *)arg);
+		return;
+	case FUSE_WRITE:
+		fuse_write(h->unique, (const void *)arg, arg + sizeof(struct fuse_write_in));
+		return;
+	case FUSE_POLL: {
+		const struct fuse_poll_in *in = (const void *)arg;
+		if (in->flags & FUSE_POLL_SCHEDULE_NOTIFY) {
+			poll_kh = in->kh;
+			poll_armed = 1;
+		}
+		struct fuse_poll_out out = { .revents = POLLOUT | (q_len ? POLLIN : 0) };
+		fuse_send(h->unique, 0, &out, sizeof out);
+		return;
+	}
+	case FUSE_READDIR:
+		fuse_send(h->unique, 0, NULL, 0);
+		return;
+	case FUSE_FLUSH:
+	case FUSE_RELEASE:
+	case FUSE_RELEASEDIR:
+	case FUSE_DESTROY:
+		fuse_send(h->unique, 0, NULL, 0);
+		return;
+	case FUSE_FORGET:
+	case FUSE_BATCH_FORGET:
+	case FUSE_INTERRUPT:
+		return; /* no reply */
+	default:
+		fuse_send(h->unique, -ENOSYS, NULL, 0);
+		return;
+	}
+}
+
+/* Serves every request waiting on /dev/fuse; false once the file system is gone. */
+static int fuse_serve(void)
+{
+	for (;;) {
+		ssize_t n = read(fuse_fd, fuse_buf, FUSE_IO_MAX + 4096);
+		if (n < 0 && (errno == EINTR || errno == ENOENT))
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 1;
+		if (n <= 0)
+			return 0; /* ENODEV: unmounted */
+		fuse_request(fuse_buf, (size_t)n);
+	}
+}
+
+static void fuse_mount(const char *dir)
+{
+	fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+	if (fuse_fd < 0) {
+		fprintf(stderr, "kernel-emulator: cannot open /dev/fuse for the kernel-exact mode: %s (it needs root and the fuse module)\n", strerror(errno));
+		exit(2);
+	}
+	char opts[128];
+	snprintf(opts, sizeof opts, "fd=%d,rootmode=40000,user_id=%u,group_id=%u", fuse_fd, getuid(), getgid());
+	if (mount("iopf-kernel-emulator", dir, "fuse.iopf-kernel-emulator", MS_NOSUID | MS_NODEV, opts) < 0) {
+		fprintf(stderr, "kernel-emulator: cannot mount a FUSE file system on %s: %s\n", dir, strerror(errno));
+		exit(2);
+	}
+	fuse_dir = dir;
+	fuse_buf = xrealloc(NULL, FUSE_IO_MAX + 4096);
+}
+
+static void fuse_unmount(void)
+{
+	if (fuse_dir)
+		umount2(fuse_dir, MNT_DETACH);
+}
+
 /* ---- control ---- */
 
 static char *reply;
@@ -420,8 +699,10 @@ static void send_reply(void)
 		ssize_t n = write(1, reply + off, reply_len - off);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (n <= 0) {
+			fuse_unmount();
 			exit(3); /* the controller is gone */
+		}
 		off += (size_t)n;
 	}
 	reply_len = 0;
@@ -436,11 +717,11 @@ static void stats(long id, int final)
 	}
 	out("{\"id\":%ld,\"ok\":true,\"delivered_groups\":%" PRIu64 ",\"delivered_records\":%" PRIu64
 	    ",\"answered_success\":%" PRIu64 ",\"answered_invalid\":%" PRIu64 ",\"auto_answered\":%" PRIu64
-	    ",\"outstanding\":%" PRIu64 ",\"queued\":%" PRIu64 ",\"max_cookie\":%u,\"peer_closed\":%s"
+	    ",\"outstanding\":%" PRIu64 ",\"queued\":%zu,\"max_cookie\":%u,\"peer_closed\":%s"
 	    ",\"latency_ns\":{\"count\":%" PRIu64 ",\"p50\":%" PRIu64 ",\"p99\":%" PRIu64 ",\"p999\":%" PRIu64 ",\"max\":%" PRIu64 "}"
 	    ",\"violation_count\":%" PRIu64 ",\"violations\":[",
 	    id, delivered_groups, delivered_records, answered_ok, answered_invalid, auto_answered, outstanding,
-	    queued_groups(), c_next - 1, peer_closed ? "true" : "false", lat_count, percentile(0.5), percentile(0.99),
+	    q_len, c_next - 1, peer_closed ? "true" : "false", lat_count, percentile(0.5), percentile(0.99),
 	    percentile(0.999), lat_max, violation_count);
 	uint64_t kept = violation_count < MAX_VIOLATIONS_KEPT ? violation_count : MAX_VIOLATIONS_KEPT;
 	for (uint64_t i = 0; i < kept; i++)
@@ -449,6 +730,7 @@ static void stats(long id, int final)
 	send_reply();
 }
 
+/* The kernel answers INVALID for a detached device's groups, read or not, and forgets them. */
 static void detach(long id, uint32_t dev)
 {
 	uint64_t answered = 0, dropped = 0;
@@ -470,6 +752,7 @@ static void detach(long id, uint32_t dev)
 			queue[(q_head + kept++) % q_cap] = g;
 	}
 	q_len = kept;
+	auto_answered += dropped;
 	out("{\"id\":%ld,\"ok\":true,\"answered\":%" PRIu64 ",\"dropped\":%" PRIu64 "}", id, answered, dropped);
 	send_reply();
 }
@@ -492,6 +775,8 @@ static void fail(long id, const char *msg)
 	send_reply();
 }
 
+static uint64_t max_group_records(void) { return fuse_mode ? MAX_FUSE_RECORDS : MAX_STREAM_RECORDS; }
+
 static void command(char *line)
 {
 	char *end;
@@ -506,7 +791,9 @@ static void command(char *line)
 	size_t vl = strcspn(verb, " ");
 	char *args = verb + vl;
 	uint64_t dev = 0, pasid = 0, grpid = 0, perm = 0, addr = 0, records = 1, count = 1;
-	pump_in(); /* answers already sent count before anything is reported or changed */
+	char msg[96];
+	if (!fuse_mode)
+		stream_in(); /* answers already sent count before anything is reported or changed */
 	if (vl == 5 && !strncmp(verb, "raise", 5)) {
 		if (!arg(args, "dev", &dev)) {
 			fail(id, "raise needs dev=");
@@ -518,8 +805,9 @@ static void command(char *line)
 		arg(args, "addr", &addr);
 		arg(args, "records", &records);
 		arg(args, "count", &count);
-		if (records < 1 || records * REC_SIZE > IO_CHUNK) {
-			fail(id, "records must be 1..1638");
+		if (records < 1 || records > max_group_records()) {
+			snprintf(msg, sizeof msg, "records must be 1..%" PRIu64, max_group_records());
+			fail(id, msg);
 			return;
 		}
 		for (uint64_t i = 0; i < count; i++) {
@@ -529,7 +817,6 @@ static void command(char *line)
 		}
 		out("{\"id\":%ld,\"ok\":true,\"queued\":%" PRIu64 "}", id, count);
 		send_reply();
-		pump_out();
 	} else if (vl == 4 && !strncmp(verb, "load", 4)) {
 		uint64_t devices = 1, rate = 0, duration = 1000, maxo = 1024, base = 1, lp = 1;
 		arg(args, "devices", &devices);
@@ -543,8 +830,9 @@ static void command(char *line)
 			fail(id, "a load is already running");
 			return;
 		}
-		if (devices < 1 || records < 1 || records * REC_SIZE > IO_CHUNK || maxo < 1) {
-			fail(id, "load needs devices>=1, records 1..1638, max_outstanding>=1");
+		if (devices < 1 || records < 1 || records > max_group_records() || maxo < 1) {
+			snprintf(msg, sizeof msg, "load needs devices>=1, records 1..%" PRIu64 ", max_outstanding>=1", max_group_records());
+			fail(id, msg);
 			return;
 		}
 		load.active = 1;
@@ -558,7 +846,6 @@ static void command(char *line)
 		load.generated = 0;
 		load.start = now_ns();
 		load.end = load.start + duration * 1000000ull;
-		pump_out();
 	} else if (vl == 5 && !strncmp(verb, "stats", 5)) {
 		stats(id, 0);
 	} else if (vl == 6 && !strncmp(verb, "detach", 6)) {
@@ -569,6 +856,7 @@ static void command(char *line)
 		detach(id, (uint32_t)dev);
 	} else if (vl == 4 && !strncmp(verb, "quit", 4)) {
 		stats(id, 1);
+		fuse_unmount();
 		exit(0);
 	} else {
 		fail(id, "unknown verb; expected raise, load, stats, detach or quit");
@@ -585,16 +873,34 @@ static void finish_load(uint64_t t)
 	send_reply();
 }
 
-int main(void)
+static void stream_setup(void)
 {
-	signal(SIGPIPE, SIG_IGN);
 	if (fcntl(SOCK_FD, F_SETFL, fcntl(SOCK_FD, F_GETFL) | O_NONBLOCK) < 0) {
 		fprintf(stderr, "kernel-emulator: fd 3 must be the emulator's end of a socketpair: %s\n", strerror(errno));
-		return 2;
+		exit(2);
+	}
+	int unread;
+	if (ioctl(PEER_FD, FIONREAD, &unread) < 0) {
+		fprintf(stderr, "kernel-emulator: fd 4 must be a copy of the relay's end of the socketpair: %s\n", strerror(errno));
+		exit(2);
 	}
 	int sz = 4 << 20;
 	setsockopt(SOCK_FD, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
 	setsockopt(SOCK_FD, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+}
+
+int main(int argc, char **argv)
+{
+	signal(SIGPIPE, SIG_IGN);
+	if (argc == 3 && !strcmp(argv[1], "--fuse")) {
+		fuse_mode = 1;
+		fuse_mount(argv[2]);
+	} else if (argc == 1) {
+		stream_setup();
+	} else {
+		fprintf(stderr, "usage: kernel-emulator [--fuse DIR]\n");
+		return 2;
+	}
 
 	static char line[4096];
 	size_t line_len = 0;
@@ -613,24 +919,35 @@ int main(void)
 			if (timeout < 0 || ms < timeout)
 				timeout = ms;
 		}
-		struct pollfd pfd[2] = {
-			{ .fd = 0, .events = POLLIN },
-			{ .fd = SOCK_FD, .events = peer_closed ? 0 : (short)(POLLIN | (out_off < out_len ? POLLOUT : 0)) },
-		};
+		struct pollfd pfd[2] = { { .fd = 0, .events = POLLIN } };
+		if (fuse_mode)
+			pfd[1] = (struct pollfd){ .fd = fuse_fd, .events = POLLIN };
+		else
+			pfd[1] = (struct pollfd){ .fd = SOCK_FD, .events = peer_closed ? 0 : (short)(POLLIN | (out_off < out_len ? POLLOUT : 0)) };
 		if (poll(pfd, 2, timeout) < 0 && errno != EINTR) {
 			perror("kernel-emulator: poll");
 			return 2;
 		}
-		if (pfd[1].revents & (POLLIN | POLLHUP | POLLERR))
-			pump_in();
 		t = now_ns();
-		check_partial(t);
-		pump_out();
+		if (fuse_mode) {
+			if (pfd[1].revents && !fuse_serve()) {
+				fprintf(stderr, "kernel-emulator: the FUSE file system on %s went away\n", fuse_dir);
+				return 2;
+			}
+			generate_load(t);
+			fuse_wake_pollers();
+		} else {
+			if (pfd[1].revents & (POLLIN | POLLHUP | POLLERR))
+				stream_in();
+			check_partial(t);
+			stream_out();
+		}
 		finish_load(t);
 		if (pfd[0].revents & (POLLIN | POLLHUP)) {
 			ssize_t n = read(0, line + line_len, sizeof line - 1 - line_len);
 			if (n == 0) {
 				stats(-1, 1);
+				fuse_unmount();
 				return 0;
 			}
 			if (n > 0) {
@@ -646,6 +963,10 @@ int main(void)
 				if (line_len == sizeof line - 1)
 					line_len = 0; /* an overlong line: drop it */
 			}
+			if (fuse_mode)
+				fuse_wake_pollers();
+			else
+				stream_out();
 		}
 	}
 }

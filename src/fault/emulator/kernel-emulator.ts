@@ -1,11 +1,21 @@
-// The TypeScript side of the kernel emulator (kernel-emulator.c): creates the
-// socketpair, hands one end to the emulator as its fd 3, keeps the other as
-// the relay's fault fd (O_NONBLOCK: the emulator's reads return EAGAIN when
-// empty, which the kernel layer treats as the kernel's 0), and drives the
-// emulator over its stdin/stdout line protocol.
+// The TypeScript side of the kernel emulator (kernel-emulator.c), in one of
+// its two front ends:
+// - stream: creates the socketpair, hands one end to the emulator as its fd 3
+//   (and a copy of the other as fd 4, so it can tell what the relay has not
+//   read yet), keeps the other as the relay's fault fd (O_NONBLOCK: the
+//   emulator's reads return EAGAIN when empty, which the kernel layer treats
+//   as the kernel's 0);
+// - kernel-exact: the emulator mounts a FUSE file that behaves as the fault
+//   fd itself (cookies given at read, whole groups, EINVAL as the kernel
+//   gives it); the relay's fault fd is that file, opened read-write.
+// Either way it drives the emulator over its stdin/stdout line protocol.
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import * as libc from "../../kernel/libc.js";
+import { SyscallError } from "../../kernel/errno.js";
 import { compileC, emulatorSource } from "./compile-c.js";
 
 export interface RaiseGroup {
@@ -34,7 +44,8 @@ export interface LoadOptions {
 }
 
 export interface EmulatorViolation {
-  kind: "unknown-cookie" | "repeated-cookie" | "bad-code" | "partial-answer" | "unanswered-group";
+  /** unread-cookie: an answer for a group the relay has not read yet (stream only; the kernel gives no cookie before the read). */
+  kind: "unknown-cookie" | "repeated-cookie" | "unread-cookie" | "bad-code" | "partial-answer" | "unanswered-group";
   cookie?: number;
   code?: number;
   dev?: number;
@@ -47,13 +58,13 @@ export interface EmulatorStats {
   deliveredRecords: number;
   answeredSuccess: number;
   answeredInvalid: number;
-  /** Groups answered INVALID by a detach. */
+  /** Groups answered INVALID by a detach, read or not. */
   autoAnswered: number;
-  /** Delivered, not yet answered. */
+  /** Delivered (stream: written into the socket; kernel-exact: read), not yet answered. */
   outstanding: number;
-  /** Raised, not yet delivered (the socket was full). */
+  /** Raised, not yet delivered: the kernel's list of unread groups. */
   queued: number;
-  /** The highest cookie ever assigned. */
+  /** The highest cookie ever given: in kernel-exact mode at most the peak of groups read and unanswered. */
   maxCookie: number;
   peerClosed: boolean;
   latencyNs: { count: number; p50: number; p99: number; p999: number; max: number };
@@ -83,6 +94,8 @@ function toStats(r: Reply): EmulatorStats {
 }
 
 export interface StartOptions {
+  /** "stream" (default) or "kernel-exact" (a FUSE file; needs root and /dev/fuse). */
+  mode?: "stream" | "kernel-exact";
   /**
    * Give the other end to the trivial C responder instead of the relay, to
    * measure the emulator's own throughput; faultFd is then unavailable.
@@ -98,10 +111,13 @@ export class KernelEmulator {
   readonly #pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
   readonly #exited: Promise<number | null>;
 
-  private constructor(child: ChildProcess, responder: ChildProcess | undefined, relayFd: number) {
+  readonly #mountDir: string | null;
+
+  private constructor(child: ChildProcess, responder: ChildProcess | undefined, relayFd: number, mountDir: string | null) {
     this.#child = child;
     this.#responder = responder;
     this.#relayFd = relayFd;
+    this.#mountDir = mountDir;
     this.#exited = new Promise((resolve) => child.once("exit", (code) => {
       const err = new Error(`kernel emulator exited (code ${code}) with a command unanswered`);
       for (const p of this.#pending.values()) p.reject(err);
@@ -121,6 +137,7 @@ export class KernelEmulator {
   }
 
   static async start(opts: StartOptions = {}): Promise<KernelEmulator> {
+    if (opts.mode === "kernel-exact") return KernelEmulator.#startKernelExact();
     const [emulatorBin, responderBin] = await Promise.all([
       compileC(emulatorSource("kernel-emulator.c")),
       opts.responder ? compileC(emulatorSource("responder.c")) : Promise.resolve(undefined),
@@ -129,19 +146,33 @@ export class KernelEmulator {
     let child: ChildProcess | undefined;
     let responder: ChildProcess | undefined;
     try {
-      // Node dup2()s each stdio entry into the child at its index: emuEnd becomes fd 3.
-      child = spawn(emulatorBin, [], { stdio: ["pipe", "pipe", "inherit", emuEnd] });
+      // Node dup2()s each stdio entry into the child at its index: emuEnd becomes fd 3, the copy of relayEnd fd 4.
+      child = spawn(emulatorBin, [], { stdio: ["pipe", "pipe", "inherit", emuEnd, relayEnd] });
       if (responderBin) responder = spawn(responderBin, [], { stdio: ["ignore", "ignore", "inherit", relayEnd] });
     } finally {
       libc.close(emuEnd);
       if (responderBin) libc.close(relayEnd);
     }
     if (!responderBin) libc.setNonBlocking(relayEnd, true);
-    await new Promise<void>((resolve, reject) => {
-      child!.once("spawn", resolve);
-      child!.once("error", (e) => reject(new Error(`starting the kernel emulator ${emulatorBin} failed: ${e.message}`)));
-    });
-    return new KernelEmulator(child, responder, responderBin ? -1 : relayEnd);
+    await spawned(child, emulatorBin);
+    return new KernelEmulator(child, responder, responderBin ? -1 : relayEnd, null);
+  }
+
+  static async #startKernelExact(): Promise<KernelEmulator> {
+    const bin = await compileC(emulatorSource("kernel-emulator.c"));
+    const dir = mkdtempSync(join(tmpdir(), "iopf-kernel-emulator-"));
+    const child = spawn(bin, ["--fuse", dir], { stdio: ["pipe", "pipe", "inherit"] });
+    await spawned(child, bin);
+    const emulator = new KernelEmulator(child, undefined, -1, dir);
+    try {
+      // A reply means the emulator's loop runs, so it serves the open below.
+      await emulator.stats();
+      emulator.#relayFd = libc.open(join(dir, "fault"), libc.O_RDWR, "the kernel-exact emulator needs root and /dev/fuse");
+    } catch (err) {
+      await emulator.close();
+      throw err;
+    }
+    return emulator;
   }
 
   /** The relay's end: read 40-byte records, write 8-byte answers, as on a kernel fault fd. Closed by close(). */
@@ -196,10 +227,15 @@ export class KernelEmulator {
     return stats;
   }
 
-  /** Closes the relay's end and ends both processes; safe after quit(). */
+  /** Closes the relay's end and ends the emulator (and the responder); safe after quit(). */
   async close(): Promise<void> {
     if (this.#relayFd >= 0) {
-      libc.close(this.#relayFd);
+      try {
+        libc.close(this.#relayFd);
+      } catch (err) {
+        // The kernel-exact file of an emulator that already quit: close() frees the fd all the same.
+        if (!(err instanceof SyscallError && err.code === "ENOTCONN")) throw err;
+      }
       this.#relayFd = -1;
     }
     this.#child.stdin!.end();
@@ -207,5 +243,17 @@ export class KernelEmulator {
     if (this.#responder && this.#responder.exitCode === null) {
       await new Promise((resolve) => this.#responder!.once("exit", resolve));
     }
+    if (this.#mountDir !== null) {
+      // The emulator unmounts when it quits; one that was killed leaves its mount behind.
+      libc.unmountLazily(this.#mountDir);
+      rmdirSync(this.#mountDir);
+    }
   }
+}
+
+function spawned(child: ChildProcess, bin: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    child.once("spawn", resolve);
+    child.once("error", (e) => reject(new Error(`starting the kernel emulator ${bin} failed: ${e.message}`)));
+  });
 }

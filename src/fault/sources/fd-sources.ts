@@ -1,112 +1,165 @@
 // Fault sources on file descriptors: the kernel's fault fds and the kernel
-// emulator's socket. One FaultPump (one worker thread) watches all of them;
-// each fd is a FaultSource of its own, so answers go back to the fd the
-// group came from. A source's id is its fd number: the journal keys groups
-// by (fd, cookie), and the keeper hands a restarted relay the same fds at
-// the same numbers.
-import { FaultPump, type PumpStartOptions } from "../../kernel/fault-pump.js";
-import { FaultRecord, FaultSource, ResponseEntry, WriteOutcome } from "../fault-source.js";
+// emulator's. One FaultPump (one worker thread) watches all of them, and fds
+// join and leave while it runs; each fd is a FaultSource of its own, so
+// answers go back to the fd the group came from. A source's id is its fd
+// number, unique among the fds open at one time.
+import { FaultPump, type FdKind, type PumpEvent } from "../../kernel/fault-pump.js";
+import { FaultAnswer, FaultRecord, FaultSource, SourceListener, WriteOutcome } from "../fault-source.js";
 
-type Delivery = { records: FaultRecord[] } | { error: Error };
+export interface FdSpec {
+  fd: number;
+  /** "kernel": an iommufd fault fd or the emulator's kernel-exact file; "stream": the emulator's socket. */
+  kind: FdKind;
+  description: string;
+  /**
+   * Answer SUCCESS to the cookies a previous reader may have left before the
+   * first read (an inherited or handed-over fd); not for a fault queue this
+   * process allocated.
+   */
+  sweep: boolean;
+}
+
+type Delivery = { records: FaultRecord[] } | { failed: Error; answerable: boolean } | { swept: number | null; bound: number };
 
 class FdSource implements FaultSource {
-  #onRecords: ((records: FaultRecord[]) => void) | null = null;
-  #onError: ((err: Error) => void) | null = null;
+  #listener: SourceListener | null = null;
   /**
    * What the pump handed out before start(): the pump reads from the moment
-   * it starts, and a restarted relay's first reads (a backlog) come before
-   * the core took the source. Records read from the kernel must reach it.
+   * the fd is added, and records read from the kernel must reach the relay.
    */
   #early: Delivery[] = [];
+  #closed: Promise<void> | null = null;
 
   constructor(
-    readonly id: number,
-    readonly fd: number,
-    readonly description: string,
-    private readonly pump: FaultPump,
-    private readonly release: () => Promise<void>,
+    readonly spec: FdSpec,
+    private readonly set: FdSourceSet,
   ) {}
 
-  start(onRecords: (records: FaultRecord[]) => void, onError: (err: Error) => void): void {
-    this.#onRecords = onRecords;
-    this.#onError = onError;
+  get id(): number {
+    return this.spec.fd;
+  }
+
+  get description(): string {
+    return this.spec.description;
+  }
+
+  start(listener: SourceListener): void {
+    this.#listener = listener;
     for (const d of this.#early.splice(0)) this.deliver(d);
   }
 
   deliver(d: Delivery): void {
-    if (!this.#onRecords || !this.#onError) this.#early.push(d);
-    else if ("records" in d) this.#onRecords(d.records);
-    else this.#onError(d.error);
+    const l = this.#listener;
+    if (!l) this.#early.push(d);
+    else if ("records" in d) l.records(d.records);
+    else if ("failed" in d) l.failed(d.failed, d.answerable);
+    else l.swept(d.swept, d.bound);
   }
 
-  writeAnswers(answers: ResponseEntry[]): WriteOutcome {
-    const result = this.pump.answer(this.fd, answers);
-    return { refused: result.rejected.map((r) => ({ cookie: r.answer.cookie, reason: `${r.error.code}: ${r.error.message}` })) };
+  writeAnswers(answers: FaultAnswer[]): WriteOutcome {
+    const result = this.set.pump.answer(this.spec.fd, answers);
+    return {
+      written: result.written,
+      refused: result.rejected.map((r) => ({ cookie: r.answer.cookie, reason: `${r.error.code}: ${r.error.message}` })),
+      queued: result.queued,
+      gone: result.gone,
+    };
+  }
+
+  setReadLimit(groups: number): void {
+    this.set.pump.setLimit(groups);
+  }
+
+  forget(groups: number): void {
+    this.set.pump.release(groups);
   }
 
   /**
-   * Stops reading. Records the pump had already read are still delivered
-   * before this resolves: they were read from the kernel, so they must reach
-   * the relay to be answered.
+   * Stops reading this fd. Records the pump had already read are still
+   * delivered before this resolves: they were read from the kernel, so they
+   * must reach the relay to be answered. The fd stays open (its owner
+   * closes it).
    */
   close(): Promise<void> {
-    return this.release();
+    this.#closed ??= this.set.remove(this);
+    return this.#closed;
   }
 }
 
-export interface FdSpec {
-  /** The fd by default; with a journal it must be the fd. */
-  id?: number;
-  fd: number;
-  description: string;
-}
+/** The pump and the sources on it. */
+export class FdSourceSet {
+  readonly #sources = new Map<number, FdSource>();
+  readonly #removed = new Map<number, () => void>();
+  #delivered: Promise<void> = Promise.resolve();
 
-export interface FdSources {
-  sources: FaultSource[];
-  /** Pauses the pump's journal appends (see FaultPump.pause); returns the function that resumes them. */
-  pauseReads(): () => void;
-}
+  private constructor(readonly pump: FaultPump) {}
 
-/** startFdSources for callers that journal nothing. */
-export async function startFdSources(specs: FdSpec[]): Promise<FaultSource[]> {
-  return (await openFdSources(specs)).sources;
-}
-
-/**
- * Starts one pump over all the fds and returns a FaultSource per fd. The pump
- * stops when the last source is closed; the fds stay open (their owner, the
- * keeper or the caller, closes them).
- */
-export async function openFdSources(specs: FdSpec[], opts: PumpStartOptions = {}): Promise<FdSources> {
-  const misnamed = specs.find((s) => s.id !== undefined && s.id !== s.fd);
-  if (opts.journal && misnamed) {
-    throw new Error(`fault source ${misnamed.description}: expected its id to be its fd ${misnamed.fd} (the journal's key), got ${misnamed.id}; leave the id out`);
+  /** Starts the pump (with no fd yet). maxHeld bounds what the relay holds, and so what a sweep must cover. */
+  static async start(opts: { maxHeld: number }): Promise<FdSourceSet> {
+    const pump = new FaultPump({ maxHeld: opts.maxHeld });
+    await pump.start();
+    const set = new FdSourceSet(pump);
+    set.#delivered = set.#deliverAll();
+    return set;
   }
-  const pump = new FaultPump();
-  await pump.start(specs.map((s) => s.fd), opts);
-  let open = specs.length;
-  let stopping: Promise<void> | null = null;
-  const sources = new Map<number, FdSource>();
-  const delivered = (async () => {
-    for await (const ev of pump) {
-      const source = sources.get(ev.fd);
-      if (!source) continue;
-      if (ev.type === "records") source.deliver({ records: ev.records });
-      else source.deliver({ error: new Error(`${source.description}: ${ev.message} (revents 0x${ev.revents.toString(16)}, errno ${ev.errno}); the fd is no longer watched`) });
+
+  /** The cookies a sweep answers: 1 to this. */
+  get sweepBound(): number {
+    return this.pump.sweepBound;
+  }
+
+  /** Starts reading fd (after its sweep, if asked) and returns its source. */
+  add(spec: FdSpec): FaultSource {
+    if (this.#sources.has(spec.fd)) throw new Error(`${spec.description}: fd ${spec.fd} is already a fault source of this relay`);
+    const source = new FdSource(spec, this);
+    this.#sources.set(spec.fd, source);
+    this.pump.add(spec.fd, spec.kind, { sweep: spec.sweep });
+    return source;
+  }
+
+  get size(): number {
+    return this.#sources.size;
+  }
+
+  /** Stops the pump once every source is closed; returns the answers that could not be written. */
+  async stop(): Promise<number> {
+    await Promise.all([...this.#sources.values()].map((s) => s.close()));
+    const unsent = await this.pump.stop();
+    await this.#delivered;
+    return unsent;
+  }
+
+  remove(source: FdSource): Promise<void> {
+    const done = new Promise<void>((resolve) => this.#removed.set(source.id, resolve));
+    this.pump.remove(source.id);
+    return done;
+  }
+
+  async #deliverAll(): Promise<void> {
+    for await (const ev of this.pump) this.#deliver(ev);
+    // The worker is gone: nothing more comes, whatever was asked.
+    for (const resolve of this.#removed.values()) resolve();
+  }
+
+  #deliver(ev: PumpEvent): void {
+    const source = this.#sources.get(ev.fd);
+    if (!source) return;
+    switch (ev.type) {
+      case "records":
+        source.deliver({ records: ev.records });
+        return;
+      case "swept":
+        source.deliver({ swept: ev.accepted, bound: ev.bound });
+        return;
+      case "fd-error":
+        // A stream that ended or a fd that was closed takes no answers; a fault fd whose read failed still does.
+        source.deliver({ failed: new Error(`${source.description}: ${ev.message}`), answerable: source.spec.kind === "kernel" && ev.errno !== 0 });
+        return;
+      case "removed":
+        // The source stays: answers for the groups it delivered still go to its fd.
+        this.#removed.get(ev.fd)?.();
+        this.#removed.delete(ev.fd);
+        return;
     }
-  })();
-  const release = (): Promise<void> => {
-    open--;
-    if (open > 0) return Promise.resolve();
-    stopping ??= pump.stop().then(() => delivered);
-    return stopping;
-  };
-  for (const s of specs) sources.set(s.fd, new FdSource(s.id ?? s.fd, s.fd, s.description, pump, release));
-  return {
-    sources: [...sources.values()],
-    pauseReads: () => {
-      pump.pause();
-      return () => pump.resume();
-    },
-  };
+  }
 }

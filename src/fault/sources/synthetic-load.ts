@@ -22,7 +22,8 @@ export function startSyntheticLoad(source: SyntheticSource, opts: SyntheticLoadO
   const timer = setInterval(() => {
     carry += (opts.rate * TICK_MS) / 1000;
     for (; carry >= 1; carry--) {
-      if (source.snapshot().outstanding >= (opts.maxOutstanding ?? 4096)) {
+      const { outstanding, waiting } = source.snapshot();
+      if (outstanding + waiting >= (opts.maxOutstanding ?? 4096)) {
         carry = 0;
         break;
       }

@@ -22,6 +22,7 @@
 // "no peer" with EIO instead of 0 and in buffering a few KiB of writes
 // before it blocks.
 import { close, constants, fstat, open, read, write } from "node:fs";
+import { Backoff } from "../backoff.js";
 import type { ByteStream } from "./byte-stream.js";
 import { StreamEvents } from "./stream-events.js";
 
@@ -62,7 +63,7 @@ export class CharDeviceStream extends StreamEvents implements ByteStream {
   private reading = false;
   private writing = false;
   private retryTimer: NodeJS.Timeout | undefined;
-  private retryMs = NO_PEER_RETRY_FIRST_MS;
+  private readonly retry = new Backoff(NO_PEER_RETRY_FIRST_MS, NO_PEER_RETRY_MAX_MS);
   private peerAbsent = false;
   private readonly queue: Buffer[] = [];
   private queuedBytes = 0;
@@ -95,7 +96,7 @@ export class CharDeviceStream extends StreamEvents implements ByteStream {
       }
       if (n === 0) return this.noPeer();
       this.peerAbsent = false;
-      this.retryMs = NO_PEER_RETRY_FIRST_MS;
+      this.retry.reset();
       // A "data" chunk belongs to its listener for good (the frame parser
       // keeps views into it), so it is a copy: readBuffer is read into again.
       this.emit("data", Buffer.from(this.readBuffer.subarray(0, n)));
@@ -119,8 +120,7 @@ export class CharDeviceStream extends StreamEvents implements ByteStream {
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       this.startRead();
-    }, this.retryMs);
-    this.retryMs = Math.min(this.retryMs * 2, NO_PEER_RETRY_MAX_MS);
+    }, this.retry.delay());
   }
 
   write(chunk: Uint8Array): boolean {

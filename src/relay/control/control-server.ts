@@ -72,8 +72,12 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
         return send(res, 200, "text/html; charset=utf-8", DASHBOARD_HTML, PAGE_HEADERS);
       case "GET /dashboard.js":
         return send(res, 200, "text/javascript; charset=utf-8", DASHBOARD_JS, PAGE_HEADERS);
-      case "GET /healthz":
-        return send(res, 200, "text/plain; charset=utf-8", "ok\n");
+      case "GET /healthz": {
+        // A fault source that stopped leaves its devices unserved: not ok, with why, until the relay restarts.
+        const failures = view.core.failures;
+        if (failures.length === 0) return send(res, 200, "text/plain; charset=utf-8", "ok\n");
+        return send(res, 503, "text/plain; charset=utf-8", failures.map((f) => `fault source failed: ${f.source}: ${f.error}\n`).join(""));
+      }
       case "GET /metrics":
         return send(res, 200, PROMETHEUS_CONTENT_TYPE, renderMetrics(view, stats, stream));
       case "GET /api/status":

@@ -2,7 +2,7 @@
 // Every counter is a total since the relay started; latencies are
 // histograms in seconds with fixed buckets, so rates and quantiles are
 // computed by the scraper (rate(), histogram_quantile()).
-import { AnswerOrigin } from "../../fault/fault-group.js";
+import { ANSWER_ORIGINS, END_REASONS } from "../../fault/fault-group.js";
 import { LatencyHistogram } from "../latency-histogram.js";
 import { RelayMetrics } from "../relay-metrics.js";
 import { DeviceStats } from "./device-stats.js";
@@ -39,8 +39,6 @@ class Exposition {
   }
 }
 
-/** Every origin is listed, with zeros, so a dashboard's queries find their series before the first answer. */
-const ORIGINS: AnswerOrigin[] = ["guest", "deadline", "overflow", "unknown-device", "oversized", "shutdown", "device-removed", "session-lost", "recovered"];
 const DROP_REASONS = ["unknown-tag", "foreign-session", "late", "duplicate"] as const;
 const SESSION_STATES: RelayMetrics["sessionState"][] = ["waiting", "handshake", "up"];
 
@@ -55,7 +53,8 @@ export function renderMetrics(view: RelayView, stats: DeviceStats, stream: Event
     .sample("iopf_relay_groups_sent_total", m.groupsSent);
 
   x.family("iopf_relay_answers_total", "counter", "Answers written to the fault sources, by who decided them (origin) and the code.");
-  for (const origin of ORIGINS) {
+  // Every origin is listed, with zeros, so a dashboard's queries find their series before the first answer.
+  for (const origin of ANSWER_ORIGINS) {
     const c = m.answers.get(origin) ?? { success: 0, invalid: 0 };
     x.sample("iopf_relay_answers_total", c.success, { origin, code: "success" }).sample("iopf_relay_answers_total", c.invalid, { origin, code: "invalid" });
   }
@@ -66,16 +65,25 @@ export function renderMetrics(view: RelayView, stats: DeviceStats, stream: Event
   for (const reason of DROP_REASONS) x.sample("iopf_relay_guest_answers_dropped_total", m.dropped.get(reason) ?? 0, { reason });
   x.family("iopf_relay_answers_refused_total", "counter", "Answers the fault source refused (EINVAL: e.g. the kernel answered them at a detach).")
     .sample("iopf_relay_answers_refused_total", m.refused);
+  x.family("iopf_relay_groups_ended_total", "counter", "Groups that got no answer from the relay: the kernel answered them itself (kernel-ended), or their source went away (source-gone).");
+  for (const reason of END_REASONS) x.sample("iopf_relay_groups_ended_total", m.ended.get(reason) ?? 0, { reason });
+  x.family("iopf_relay_swept_groups_total", "counter", "Groups a previous reader of a fault queue left unanswered, answered SUCCESS before the first read.")
+    .sample("iopf_relay_swept_groups_total", m.sweptGroups);
+  x.family("iopf_relay_source_failures_total", "counter", "Fault sources that stopped delivering (see /healthz and the log).").sample("iopf_relay_source_failures_total", m.sourceFailures);
   x.family("iopf_relay_unknown_response_codes_total", "counter", "Guest answers with a code the link does not define (each became INVALID).")
     .sample("iopf_relay_unknown_response_codes_total", m.unknownCodes);
 
-  x.family("iopf_relay_groups_in_flight", "gauge", "Groups read and not yet answered (sent to the agent or queued).").sample("iopf_relay_groups_in_flight", core.inFlight);
+  x.family("iopf_relay_groups_in_flight", "gauge", "Groups sent to the agent or queued for it.").sample("iopf_relay_groups_in_flight", core.inFlight);
   x.family("iopf_relay_groups_queued", "gauge", "Groups waiting for the agent's credit window.").sample("iopf_relay_groups_queued", core.queued);
   x.family("iopf_relay_credit_window", "gauge", "Groups the agent will hold at once (its credit window).").sample("iopf_relay_credit_window", m.creditWindow);
   x.family("iopf_relay_session_state", "gauge", "The guest link's session state: 1 for the current state.");
   for (const state of SESSION_STATES) x.sample("iopf_relay_session_state", m.sessionState === state ? 1 : 0, { state });
   x.family("iopf_relay_sessions_started_total", "counter", "Agent sessions that came up.").sample("iopf_relay_sessions_started_total", m.sessionsUp);
   x.family("iopf_relay_sessions_ended_total", "counter", "Agent sessions that ended.").sample("iopf_relay_sessions_ended_total", m.sessionsDown);
+  x.family("iopf_relay_session_takeovers_total", "counter", "Sessions taken over by another agent connection that completed a handshake.")
+    .sample("iopf_relay_session_takeovers_total", m.takeovers);
+  x.family("iopf_relay_agent_connections_refused_total", "counter", "Agent connections closed before a session: too many shaking hands at once, or no valid handshake in time.")
+    .sample("iopf_relay_agent_connections_refused_total", m.connectionsRefused);
 
   x.histogram("iopf_relay_answer_latency_seconds", "From a group's read to its answer's write, every origin.", m.latency);
   x.histogram("iopf_relay_guest_answer_latency_seconds", "From a group's read to its answer's write, guest answers only.", m.guestLatency);

@@ -4,7 +4,7 @@
 import { RelayCore } from "../relay-core.js";
 import { DeviceEntry } from "../../viommu/device-map.js";
 
-export type CoreView = Pick<RelayCore<unknown>, "metrics" | "events" | "inFlight" | "queued" | "currentSession">;
+export type CoreView = Pick<RelayCore<unknown>, "metrics" | "events" | "inFlight" | "queued" | "held" | "currentSession" | "failures">;
 
 export interface RelayView {
   core: CoreView;

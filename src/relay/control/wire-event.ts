@@ -3,8 +3,12 @@
 // the server, iopfctl and (by shape) the dashboard page.
 import { RelayEvent } from "../relay-core.js";
 
-/** "expired" is an answer decided by a group's deadline: the guest did not answer in time. */
-export const EVENT_KINDS = ["group-read", "sent", "answered", "expired", "dropped", "session-up", "session-down"] as const;
+/**
+ * "expired" is an answer decided by a group's deadline: the guest did not
+ * answer in time. "ended": a group that got no answer from the relay (the
+ * kernel answered it itself, or its source went away).
+ */
+export const EVENT_KINDS = ["group-read", "sent", "answered", "expired", "ended", "dropped", "session-up", "session-down"] as const;
 export type WireKind = (typeof EVENT_KINDS)[number];
 
 export interface WireEvent {
@@ -54,6 +58,8 @@ export function toWireEvent(e: RelayEvent, t: number): WireEvent {
         t, kind: e.origin === "deadline" ? "expired" : "answered", dev: e.devId, pasid: e.pasid,
         code: e.code === 0 ? "success" : "invalid", origin: e.origin, latencyUs: e.latencyUs,
       };
+    case "ended":
+      return { t, kind: e.kind, dev: e.devId, pasid: e.pasid, reason: e.reason };
     case "sent":
       return { t, kind: e.kind, count: e.count, epoch: e.epoch };
     case "dropped":

@@ -8,8 +8,8 @@
 // answer the relay wrote for which group, which the emulator's totals cannot say.
 import { createWriteStream, type WriteStream } from "node:fs";
 import { KernelEmulator, type EmulatorStats } from "../../../src/fault/emulator/kernel-emulator.js";
-import { type FaultRecord, type FaultSource, type ResponseEntry, type WriteOutcome } from "../../../src/fault/fault-source.js";
-import { startFdSources } from "../../../src/fault/sources/fd-sources.js";
+import { type FaultAnswer, type FaultSource, type SourceListener, type WriteOutcome } from "../../../src/fault/fault-source.js";
+import { FdSourceSet } from "../../../src/fault/sources/fd-sources.js";
 import { parseRelayConfig } from "../../../src/relay/config.js";
 import { startRelay, type RunningRelay } from "../../../src/relay/daemon.js";
 import { createLogger } from "../../../src/relay/log.js";
@@ -33,24 +33,35 @@ class TapSource implements FaultSource {
   private readonly open = new Map<number, string>();
   readonly written = new Map<string, number[]>();
   /** Answers for cookies not waiting for one (already answered, or never read). */
-  strays: ResponseEntry[] = [];
+  strays: FaultAnswer[] = [];
 
   constructor(private readonly inner: FaultSource) {
     this.id = inner.id;
     this.description = inner.description;
   }
 
-  start(onRecords: (records: FaultRecord[]) => void, onError: (err: Error) => void): void {
-    this.inner.start((records) => {
-      // A group is known by its first record; a cookie is reused only after its answer is written.
-      for (const r of records) {
-        if (!this.open.has(r.cookie)) this.open.set(r.cookie, faultKey({ dev: r.devId, pasid: r.pasid, addr: r.addr }));
-      }
-      onRecords(records);
-    }, onError);
+  start(listener: SourceListener): void {
+    this.inner.start({
+      ...listener,
+      records: (records) => {
+        // A group is known by its first record; a cookie is reused only after its answer is written.
+        for (const r of records) {
+          if (!this.open.has(r.cookie)) this.open.set(r.cookie, faultKey({ dev: r.devId, pasid: r.pasid, addr: r.addr }));
+        }
+        listener.records(records);
+      },
+    });
   }
 
-  writeAnswers(answers: ResponseEntry[]): WriteOutcome {
+  setReadLimit(groups: number): void {
+    this.inner.setReadLimit(groups);
+  }
+
+  forget(groups: number): void {
+    this.inner.forget(groups);
+  }
+
+  writeAnswers(answers: FaultAnswer[]): WriteOutcome {
     for (const a of answers) {
       const key = this.open.get(a.cookie);
       this.open.delete(a.cookie);
@@ -81,22 +92,24 @@ export class HostRelay {
     private readonly relay: RunningRelay,
     private readonly emulator: KernelEmulator,
     private readonly tap: TapSource,
+    private readonly fds: FdSourceSet,
     private readonly log: WriteStream,
   ) {}
 
   static async start(opts: HostRelayOptions): Promise<HostRelay> {
     const log = createWriteStream(opts.logPath);
     const emulator = await KernelEmulator.start();
-    const [fdSource] = await startFdSources([{ id: 1, fd: emulator.faultFd, description: "kernel emulator" }]);
-    const tap = new TapSource(fdSource!);
+    const config = parseRelayConfig(JSON.stringify(opts.config), "(e2e host relay config)");
+    const fds = await FdSourceSet.start({ maxHeld: config.maxHeld });
+    const tap = new TapSource(fds.add({ fd: emulator.faultFd, kind: "stream", description: "kernel emulator", sweep: false }));
     const relay = await startRelay({
-      config: parseRelayConfig(JSON.stringify(opts.config), "(e2e host relay config)"),
+      config,
       link: { connect: opts.connect },
       sources: [tap],
       log: createLogger("iopf-relay", "json", "debug", (line) => log.write(line)),
       software: "iopf-relay e2e host",
     });
-    return new HostRelay(relay, emulator, tap, log);
+    return new HostRelay(relay, emulator, tap, fds, log);
   }
 
   get metrics() {
@@ -114,7 +127,7 @@ export class HostRelay {
     return this.tap.written.get(key) ?? [];
   }
 
-  get strays(): ResponseEntry[] {
+  get strays(): FaultAnswer[] {
     return this.tap.strays;
   }
 
@@ -152,6 +165,7 @@ export class HostRelay {
   stop(): Promise<EmulatorStats> {
     this.stopped ??= (async () => {
       await this.relay.stop();
+      await this.fds.stop();
       const final = await this.emulator.quit();
       await this.emulator.close();
       await new Promise((resolve) => this.log.end(resolve));
