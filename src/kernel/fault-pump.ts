@@ -9,7 +9,7 @@
 // leaves no cookie above that bound, and the next reader answers them all
 // before its first read (`sweep` on add, sweep.ts).
 //
-//   const pump = new FaultPump({ maxHeld: 8192 });
+//   const pump = new FaultPump({ maxHeld: 1024 });
 //   await pump.start();
 //   pump.add(faultFd, "kernel", { sweep: true });
 //   pump.setLimit(4096);                              // flow control: hold at most this many
@@ -47,8 +47,8 @@ export type PumpEvent =
   | { type: "removed"; fd: number };
 
 export interface FaultPumpOptions {
-  /** The most groups the relay holds read and unanswered; a read may add one read's worth on top. Default 8192. */
-  maxHeld?: number;
+  /** The most groups the relay holds read and unanswered; a read may add one read's worth on top (the relay's limits.maxHeld). */
+  maxHeld: number;
   /** Ring slots, a power of two; each holds one read(). Default 64. */
   slots?: number;
   /** Records per read(), the in-tree users' 100 by default. */
@@ -60,8 +60,6 @@ export interface FaultPumpOptions {
    */
   turnBudgetMs?: number;
 }
-
-export const DEFAULT_MAX_HELD = 8192;
 
 /** The highest cookie a reader holding at most maxHeld groups can leave outstanding: a sweep answers 1 to this. */
 export function sweepBound(maxHeld: number, recordsPerRead = DEFAULT_RECORDS_PER_READ): number {
@@ -92,10 +90,10 @@ export class FaultPump implements AsyncIterable<PumpEvent> {
   // an uncaught exception, end the process.
   readonly #wakeOnExit = (): void => this.#stopWorker();
 
-  constructor(opts: FaultPumpOptions = {}) {
+  constructor(opts: FaultPumpOptions) {
     const recordsPerRead = opts.recordsPerRead ?? DEFAULT_RECORDS_PER_READ;
     this.#layout = ringLayout(opts.slots ?? 64, recordsPerRead, FAULT_RECORD_SIZE);
-    this.#heldBound = sweepBound(opts.maxHeld ?? DEFAULT_MAX_HELD, recordsPerRead);
+    this.#heldBound = sweepBound(opts.maxHeld, recordsPerRead);
     this.#sab = new SharedArrayBuffer(this.#layout.totalBytes);
     this.#ctrl = new Int32Array(this.#sab, 0, 16);
     this.#view = new DataView(this.#sab);

@@ -29,7 +29,7 @@ Fault sources (at least one):
                         a child, restarting it with the same fds after it exits
   --control ADDR        serve metrics, status, live events and the dashboard on ADDR
                         (tcp:127.0.0.1:PORT or unix:PATH; loopback only)
-  --config FILE         JSON: viommu, devices, deadlineCode, limits, journal (docs/operations.md)
+  --config FILE         JSON: viommu, devices, deadlineCode, limits (docs/operations.md)
   --rate N              groups per second raised by the emulator or synthetic source (demo load;
                         at most ${MAX_RATE})
   --log-format F        json or text (default: text on a terminal, json otherwise)

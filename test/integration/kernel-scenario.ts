@@ -80,13 +80,13 @@ export async function runFaultScenario(src: ScenarioSource): Promise<ScenarioRep
   // The first worker thread to load ffi-rs leaves one /dev/null fd open for
   // the life of the process (measured: once, never again on later starts), so
   // one pump runs before the count: the check then sees only the scenario's fds.
-  const warmUp = new FaultPump();
+  const warmUp = new FaultPump({ maxHeld: 1000 });
   await warmUp.start();
   await warmUp.stop();
   const fdsBefore = openFds();
   const { fds, devIds } = await src.setup();
   const fdOf = (device: number): number => fds[device < 2 ? 0 : 1]!;
-  const pump = new FaultPump();
+  const pump = new FaultPump({ maxHeld: 1000 });
   await pump.start();
   for (const fd of fds) pump.add(fd, src.kind, { sweep: false });
   pump.setLimit(100);

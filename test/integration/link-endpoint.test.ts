@@ -7,19 +7,22 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openLinkEndpoint } from "../../src/relay/link-endpoint.js";
 import { createLogger } from "../../src/relay/log.js";
+import { until } from "../support/memory-stream.js";
 
 test("a peer that closes every connection at once sees backed-off reconnects", async (t) => {
   const path = join(mkdtempSync(join(tmpdir(), "iopf-endpoint-")), "qemu.sock");
-  let connects = 0;
+  const at: number[] = [];
   const server = createServer((s) => {
-    connects++;
+    at.push(performance.now());
     s.destroy();
   });
   await new Promise<void>((r) => server.listen(path, r));
   const endpoint = await openLinkEndpoint({ connect: `unix:${path}` }, () => undefined, createLogger("test", "json", "error", () => undefined));
-  await new Promise((r) => setTimeout(r, 1600));
+  await until(() => at.length >= 5, 10_000, "five connects");
   await endpoint.close();
   server.close();
-  // 100, 200, 400, 800 ms: at most 5 connects in 1.6 s (a reset backoff would give ~16).
-  t.true(connects >= 2 && connects <= 5, `${connects} connects in 1.6 s`);
+  const gaps = at.slice(1).map((t0, i) => t0 - at[i]!);
+  // Delays of 100, 200, 400, 800 ms, each with jitter down to half: the fourth gap is at least 400 ms.
+  // A backoff reset on every close would keep every gap near 100 ms. (A slow machine only widens gaps.)
+  t.true(gaps[3]! >= 400, `gaps between connects: ${gaps.map((g) => g.toFixed(0)).join(", ")} ms`);
 });
