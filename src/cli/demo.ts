@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   const log = createLogger("iopf-relay", "json", "warn", (line) => process.stderr.write(line));
 
   const config = demoConfig();
-  const opened = await openSources({ faultFds: [], emulatorFds: [], iommufd: false, builtIn: ["emulator"], rate: 0, devIds: DEMO_DEV_IDS, maxHeld: config.maxHeld }, log, () => undefined);
+  const opened = await openSources({ faultFds: [], emulatorFds: [], iommufd: false, builtIn: ["emulator"], rate: 0, devIds: DEMO_DEV_IDS, maxHeld: config.maxHeld, handoff: false }, log, () => undefined);
   const relay = await startRelay({ config, link: { listen: `unix:${socket}` }, sources: opened.sources, log, software: SOFTWARE });
   let stopping = false;
   // Faults start once the agent is there, as a device starts faulting once the guest runs.

@@ -12,6 +12,8 @@ import { runKeeper } from "../relay/keeper.js";
 import { fileURLToPath } from "node:url";
 import { createLogger } from "../relay/log.js";
 import { openSources, SourceError } from "../relay/source-factory.js";
+import { HandedQueues } from "../relay/handoff/handed-queues.js";
+import { HandoffServer } from "../relay/handoff/handoff-server.js";
 import { SOFTWARE, VERSION } from "../relay/version.js";
 
 async function main(argv: string[]): Promise<number> {
@@ -37,8 +39,8 @@ async function main(argv: string[]): Promise<number> {
   const log = createLogger("iopf-relay", cli.logFormat, cli.logLevel);
   let config: RelayConfig;
   if (cli.config) config = loadRelayConfig(cli.config);
-  else if (cli.faultFds.length === 0 && !cli.iommufd) config = demoConfig();
-  else throw new UsageError("the kernel's fault sources need --config FILE with the device map (\"viommu\" and \"devices\"; see docs/operations.md)");
+  else if (cli.faultFds.length === 0 && !cli.iommufd && cli.handoff === null) config = demoConfig();
+  else throw new UsageError("the kernel's fault sources need --config FILE with the device map (\"viommu\", and \"devices\", which may be empty when a handoff brings them; see docs/operations.md)");
   if (cli.keeper) {
     const configJson = cli.config ? readConfigText(cli.config) : demoConfigJson();
     return runKeeper({
@@ -52,12 +54,14 @@ async function main(argv: string[]): Promise<number> {
   const opened = await openSources(
     {
       faultFds: cli.faultFds, emulatorFds: cli.emulatorFds, iommufd: cli.iommufd, builtIn: cli.sources, rate: cli.rate,
-      devIds: cli.config ? config.devices.entries.map((e) => e.devId) : DEMO_DEV_IDS, maxHeld: config.maxHeld,
+      devIds: cli.config ? config.devices.entries.map((e) => e.devId) : DEMO_DEV_IDS, maxHeld: config.maxHeld, handoff: cli.handoff !== null,
     },
     log,
     (info) => process.stdout.write(JSON.stringify(info) + "\n"),
   );
   const relay = await startRelay({ config, link: cli.link, sources: opened.sources, log, software: SOFTWARE, control: cli.control, emulator: opened.emulator });
+  const handoff = cli.handoff === null ? null
+    : await HandoffServer.listen(cli.handoff, new HandedQueues({ core: relay.core, devices: relay.devices, fds: opened.fds!, log }), { group: cli.handoffGroup, log });
   // Under a keeper: tell it this relay started (a relay that exits before this, again and again, cannot start).
   if (process.send) {
     process.send({ ready: true });
@@ -75,6 +79,7 @@ async function main(argv: string[]): Promise<number> {
     }
     stopping = true;
     log("stopping: answering every group read", { signal, inFlight: relay.core.inFlight });
+    await handoff?.close();
     await relay.stop();
     await opened.release();
     log("stopped", relay.core.metrics.summary());

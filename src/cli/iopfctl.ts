@@ -8,6 +8,7 @@ import { CtlUsageError, parseCtlCli, USAGE } from "../ctl/ctl-options.js";
 import { injectCommand } from "../ctl/inject-command.js";
 import { recordCommand } from "../ctl/record-command.js";
 import { replayCommand } from "../ctl/replay-command.js";
+import { handoffCommand } from "../ctl/handoff-command.js";
 import { statusCommand } from "../ctl/status-command.js";
 import { topCommand } from "../ctl/top-command.js";
 import { traceCommand } from "../ctl/trace-command.js";
@@ -21,6 +22,7 @@ async function main(argv: string[]): Promise<number> {
     out(USAGE + "\n");
     return 0;
   }
+  if (c.cmd === "attach" || c.cmd === "detach") return handoffCommand(c, out, err);
   const client = new ControlClient(control);
   switch (c.cmd) {
     case "status":

@@ -41,22 +41,24 @@ export const POLLNVAL = 0x20;
 /** struct pollfd: int fd; short events; short revents. */
 export const POLLFD_SIZE = 8;
 
-interface Raw {
+export interface Raw {
   value: number;
   errnoCode: number;
 }
 
-function call(funcName: string, retType: DataType, paramsType: DataType[], paramsValue: unknown[]): Raw {
+/** One libc call through ffi-rs, with errno captured; for the kernel layer's other wrappers (unix-rights.ts). */
+export function call(funcName: string, retType: DataType, paramsType: DataType[], paramsValue: unknown[]): Raw {
   return load({ library: LIB, funcName, retType, paramsType, paramsValue, errno: true }) as unknown as Raw;
 }
 
-function checked(r: Raw, syscall: string, what: string, hint?: string): number {
+/** The call's value, or a SyscallError when it returned -1. */
+export function checked(r: Raw, syscall: string, what: string, hint?: string): number {
   if (r.value === -1) throw new SyscallError(syscall, r.errnoCode, what, hint);
   return r.value;
 }
 
 /** -errno when the call failed, else its value. */
-function rawResult(r: Raw): number {
+export function rawResult(r: Raw): number {
   return r.value === -1 ? -r.errnoCode : r.value;
 }
 

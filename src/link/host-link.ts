@@ -38,7 +38,8 @@ export interface HostLinkHandler {
 export interface HostLinkOptions {
   capabilities?: Capabilities;
   model: iopf.link.v1.ViommuModel;
-  endpoints: IEndpoint[];
+  /** The Hello's endpoint table, or how to get it at each Hello (the device map changes at runtime). */
+  endpoints: readonly IEndpoint[] | (() => readonly IEndpoint[]);
   software: string;
   /** Gives each session its epoch; epochs must not repeat within a relay's life. */
   nextEpoch: () => number;
@@ -185,7 +186,7 @@ export class HostLink extends LinkPeer {
       limits: caps.limits,
       sessionEpoch: this.epoch,
       model: this.options.model,
-      endpoints: this.options.endpoints,
+      endpoints: [...(typeof this.options.endpoints === "function" ? this.options.endpoints() : this.options.endpoints)],
       software: this.options.software,
     });
     const timeoutMs = this.options.handshakeTimeoutMs ?? 5000;

@@ -24,6 +24,9 @@ Fault sources (at least one):
   --emulator-fd N       an inherited kernel emulator fd (its socket or kernel-exact file), for
                         tests and benchmarks (repeatable)
   --iommufd             open /dev/iommu, allocate a fault queue, print its ids as JSON on stdout
+  --handoff unix:PATH   a socket where the VMM hands fault fds over and takes them back at runtime
+                        (docs/handoff.md); the relay may then start with no fault source
+  --handoff-group NAME  make the handoff socket 0660 with this group (the VMM's), not 0600
 
   --keeper              run as a keeper: hold the fault fds (and the emulator) and run the relay as
                         a child, restarting it with the same fds after it exits
@@ -43,6 +46,9 @@ export interface RelayCli {
   faultFds: number[];
   emulatorFds: number[];
   iommufd: boolean;
+  /** The handoff socket's path, or null. */
+  handoff: string | null;
+  handoffGroup: string | null;
   config: string | null;
   rate: number;
   logFormat: LogFormat | undefined;
@@ -76,6 +82,7 @@ export function parseRelayCli(argv: string[]): ParsedCli {
         "socket-path": { type: "string" }, listen: { type: "string" }, connect: { type: "string" }, fd: { type: "string" },
         source: { type: "string", multiple: true }, "fault-fd": { type: "string", multiple: true },
         "emulator-fd": { type: "string", multiple: true }, iommufd: { type: "boolean" },
+        handoff: { type: "string" }, "handoff-group": { type: "string" },
         config: { type: "string" }, rate: { type: "string" },
         "log-format": { type: "string" }, "log-level": { type: "string" },
         keeper: { type: "boolean" }, control: { type: "string" },
@@ -104,8 +111,14 @@ export function parseRelayCli(argv: string[]): ParsedCli {
   for (const s of sources) if (s !== "emulator" && s !== "synthetic") throw new UsageError(`--source: expected emulator or synthetic, got "${s}"`);
   const faultFds = (values["fault-fd"] ?? []).map((t) => integer("--fault-fd", t, 0));
   const emulatorFds = (values["emulator-fd"] ?? []).map((t) => integer("--emulator-fd", t, 0));
-  if (sources.length === 0 && faultFds.length === 0 && emulatorFds.length === 0 && !values.iommufd) {
-    throw new UsageError("no fault source: give --iommufd, --fault-fd N, --emulator-fd N, or --source emulator|synthetic");
+  let handoff: string | null = null;
+  if (values.handoff !== undefined) {
+    if (!values.handoff.startsWith("unix:") || values.handoff.length === 5) throw new UsageError(`--handoff: expected unix:PATH, got "${values.handoff.slice(0, 60)}"`);
+    handoff = values.handoff.slice(5);
+  }
+  if (values["handoff-group"] !== undefined && handoff === null) throw new UsageError("--handoff-group needs --handoff unix:PATH");
+  if (sources.length === 0 && faultFds.length === 0 && emulatorFds.length === 0 && !values.iommufd && handoff === null) {
+    throw new UsageError("no fault source: give --iommufd, --fault-fd N, --emulator-fd N, --handoff unix:PATH, or --source emulator|synthetic");
   }
   const format = values["log-format"];
   if (format !== undefined && format !== "json" && format !== "text") throw new UsageError(`--log-format: expected json or text, got "${format}"`);
@@ -114,7 +127,7 @@ export function parseRelayCli(argv: string[]): ParsedCli {
   return {
     kind: "run",
     cli: {
-      link, sources, faultFds, emulatorFds, iommufd: values.iommufd ?? false, config: values.config ?? null,
+      link, sources, faultFds, emulatorFds, iommufd: values.iommufd ?? false, handoff, handoffGroup: values["handoff-group"] ?? null, config: values.config ?? null,
       rate: values.rate !== undefined ? integer("--rate", values.rate, 0, MAX_RATE) : 0,
       logFormat: format as LogFormat | undefined, logLevel: level as LogLevel,
       keeper: values.keeper ?? false, control: values.control ?? null,

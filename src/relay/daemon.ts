@@ -31,6 +31,8 @@ export interface DaemonOptions {
 
 export interface RunningRelay {
   core: RelayCore<GuestTarget>;
+  /** The device map in force, replaced at runtime by handoffs, detaches and reloads. */
+  devices: GuestDevices;
   endpoint: LinkEndpoint;
   control: ControlServer | null;
   stop(): Promise<void>;
@@ -61,7 +63,7 @@ export async function startRelay(opts: DaemonOptions): Promise<RunningRelay> {
     link: {
       capabilities: { ...OUR_CAPABILITIES, limits: config.link },
       model: config.devices.codec.model,
-      endpoints: helloEndpoints(config.devices),
+      endpoints: () => helloEndpoints(devices.map),
       software: opts.software,
     },
     ledger: config.ledger,
@@ -76,7 +78,19 @@ export async function startRelay(opts: DaemonOptions): Promise<RunningRelay> {
   const endpoint = await openLinkEndpoint(opts.link, (stream) => core.attach(stream), log);
   const control = controlAddress === null ? null : await startControlServer({
     address: controlAddress,
-    view: { core, devices: config.devices.entries, viommu: config.devices.viommu, sources: opts.sources.map((s) => s.description), software: opts.software, startedAtMs },
+    view: {
+      core,
+      // The device map and the sources change at runtime (handoff, detach, reload): read them at each request.
+      get devices() {
+        return devices.map.entries;
+      },
+      viommu: config.devices.viommu,
+      get sources() {
+        return core.sourceNames;
+      },
+      software: opts.software,
+      startedAtMs,
+    },
     injectors: { synthetic: opts.sources.find((s): s is SyntheticSource => s instanceof SyntheticSource) ?? null, emulator: opts.emulator ?? null },
     log,
   }).catch(async (err: Error) => {
@@ -90,6 +104,7 @@ export async function startRelay(opts: DaemonOptions): Promise<RunningRelay> {
   let stopped: Promise<void> | null = null;
   return {
     core,
+    devices,
     endpoint,
     control,
     stop: () => {

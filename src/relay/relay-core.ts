@@ -173,6 +173,11 @@ export class RelayCore<D> {
     return this.flow.currentSession;
   }
 
+  /** The sources read now, by description. */
+  get sourceNames(): string[] {
+    return [...this.sources.values()].map((s) => s.description);
+  }
+
   addSource(source: FaultSource): void {
     if (this.sources.has(source.id)) throw new Error(`fault source id ${source.id} is already in use (by ${this.sources.get(source.id)?.description}); give each source its own id`);
     this.sources.set(source.id, source);
@@ -193,6 +198,39 @@ export class RelayCore<D> {
       },
     });
     source.setReadLimit(this.readLimit);
+  }
+
+  /**
+   * Takes a source away for good (its queue detached, or its VMM gone): stops
+   * reading it, then, with "answer", answers INVALID every group of it still
+   * held and writes those answers; with "drop" (the kernel has answered them
+   * already: the VMM detached first, or died), ends them with no answer.
+   * Returns how many it answered or dropped.
+   */
+  async removeSource(source: FaultSource, how: "answer" | "drop"): Promise<number> {
+    if (this.sources.get(source.id) !== source) return 0;
+    await source.close();
+    const partial = this.assemblers.get(source.id)?.takePartial() ?? [];
+    let n: number;
+    if (how === "answer") {
+      for (const g of partial) this.admit(g, { answer: KernelCode.INVALID, origin: "device-removed" });
+      const drained = this.ledger.drain("device-removed", KernelCode.INVALID, (e) => e.group.sourceId === source.id);
+      this.flow.cancelled(drained, pb.CancelReason.CANCEL_DEVICE_REMOVED);
+      this.writer.flush();
+      n = drained.length + partial.length;
+    } else {
+      const ended = this.ledger.endSource(source.id, "kernel-ended");
+      this.flow.cancelled(ended, pb.CancelReason.CANCEL_DEVICE_REMOVED);
+      n = ended.length;
+    }
+    this.sources.delete(source.id);
+    this.assemblers.delete(source.id);
+    return n;
+  }
+
+  /** Writes the answers decided so far now, rather than at the end of this turn. */
+  flushAnswers(): void {
+    this.writer.flush();
   }
 
   /** Serves an agent on a new stream; it replaces the agent in session once its handshake succeeds. */

@@ -34,6 +34,8 @@ export interface SourceRequest {
   devIds: number[];
   /** The most groups the relay holds; bounds what a sweep must cover. */
   maxHeld: number;
+  /** Fault fds will be handed over at runtime: start the pump even with none now. */
+  handoff: boolean;
 }
 
 export interface OpenedSources {
@@ -76,7 +78,7 @@ export async function openSources(req: SourceRequest, log: Logger, announce: (in
     emulator = await KernelEmulator.start();
     specs.push({ fd: emulator.faultFd, kind: "stream", description: "kernel emulator", sweep: false });
   }
-  const fds = specs.length === 0 ? null : await FdSourceSet.start({ maxHeld: req.maxHeld });
+  const fds = specs.length === 0 && !req.handoff ? null : await FdSourceSet.start({ maxHeld: req.maxHeld });
   const sources = specs.map((s) => fds!.add(s));
   let synthetic: SyntheticSource | null = null;
   if (req.builtIn.includes("synthetic")) {

@@ -4,7 +4,7 @@
 import { lstat, unlink } from "node:fs/promises";
 import { createConnection, type Server } from "node:net";
 
-/** Resolves true if something accepts a connection on path, false on ECONNREFUSED. */
+/** Resolves true if something accepts a stream connection on path, false on ECONNREFUSED. */
 function someoneListens(path: string): Promise<boolean> {
   return new Promise((resolve, reject) => {
     const probe = createConnection({ path });
@@ -22,9 +22,10 @@ function someoneListens(path: string): Promise<boolean> {
 /**
  * Removes a socket file left by a listener that died, and refuses to touch
  * anything else: a live socket (another relay is serving it) or a file that
- * is not a socket at all.
+ * is not a socket at all. `listens` probes it (a stream connection unless
+ * the socket is of another type).
  */
-export async function removeStaleSocket(path: string): Promise<void> {
+export async function removeStaleSocket(path: string, listens: (path: string) => Promise<boolean> = someoneListens): Promise<void> {
   let isSocket: boolean;
   try {
     isSocket = (await lstat(path)).isSocket();
@@ -35,7 +36,7 @@ export async function removeStaleSocket(path: string): Promise<void> {
   if (!isSocket) {
     throw new Error(`unix:${path}: the path exists and is not a socket; refusing to replace it. Remove it or choose another path.`);
   }
-  if (await someoneListens(path)) {
+  if (await listens(path)) {
     throw new Error(`unix:${path}: another process is listening on this socket; stop it or choose another path.`);
   }
   await unlink(path).catch((err: NodeJS.ErrnoException) => {
