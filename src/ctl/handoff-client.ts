@@ -22,13 +22,16 @@ export function handoffRequest(path: string, request: object, fds: readonly numb
   try {
     const data = Buffer.from(JSON.stringify(request));
     const n = send(fd, data, fds);
-    if (n !== data.length) throw new CtlError(`sending the request to unix:${path} failed (${n < 0 ? `errno ${-n}` : "short write"}); is the relay still running?`);
+    // A relay that refuses a connection replies at once and closes: the send may fail, yet its reply waits to be read.
     const pfd = Buffer.alloc(libc.POLLFD_SIZE);
     pfd.writeInt32LE(fd, 0);
     pfd.writeInt16LE(libc.POLLIN, 4);
-    if (libc.poll(pfd, 1, REPLY_TIMEOUT_MS) <= 0) throw new CtlError(`no reply from the relay at unix:${path} within ${REPLY_TIMEOUT_MS / 1000} s`);
-    const r = receive(fd, MAX_MESSAGE_BYTES);
-    if (r === null || r.closed) throw new CtlError(`the relay at unix:${path} closed the connection without a reply`);
+    const ready = libc.poll(pfd, 1, n === data.length ? REPLY_TIMEOUT_MS : 0);
+    const r = ready > 0 ? receive(fd, MAX_MESSAGE_BYTES) : null;
+    if (r === null || r.closed) {
+      if (n !== data.length) throw new CtlError(`sending the request to unix:${path} failed (${n < 0 ? `errno ${-n}` : "short write"}); is the relay still running?`);
+      throw new CtlError(ready > 0 ? `the relay at unix:${path} closed the connection without a reply` : `no reply from the relay at unix:${path} within ${REPLY_TIMEOUT_MS / 1000} s`);
+    }
     for (const f of r.fds) libc.close(f);
     return JSON.parse(r.data.toString("utf8")) as HandoffReply;
   } finally {

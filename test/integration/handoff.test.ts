@@ -6,8 +6,9 @@
 // 100 attach/detach cycles that leak no fd.
 import test from "ava";
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, openSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, openSync, readdirSync, readlinkSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { KernelEmulator, type EmulatorStats, type EmulatorViolation } from "../../src/fault/emulator/kernel-emulator.js";
 import { handoffRequest } from "../../src/ctl/handoff-client.js";
 import { connectSeqpacket, send } from "../../src/kernel/unix-rights.js";
@@ -221,4 +222,42 @@ test.serial("iopfctl attach and detach hand over an fd it inherited", async (t) 
   const again = await run(["detach", "--fault-id", "9"]);
   t.is(again.code, 1);
   t.regex(again.err, /^iopfctl: the relay refused the detach: detach\.faultId: fault 9 was not handed over/);
+});
+
+test.serial("a VMM running as another user binds the handoff: another process of that user is refused, and the VMM's exit lets go", async (t) => {
+  const emu = await KernelEmulator.start({ mode: "kernel-exact" });
+  t.teardown(() => emu.close());
+  const relay = await startRelay(t, () => 0, ["--handoff-group", "nogroup"]);
+  chmodSync(join(relay.handoff, ".."), 0o755);
+  t.is(statSync(relay.handoff).mode & 0o777, 0o660);
+  const client = fileURLToPath(new URL("../../src/ctl/handoff-client.js", import.meta.url));
+  /** A process of user nobody that sends one attach (with its fd 3) and prints the reply; `stay` keeps it running after. */
+  const asNobody = (request: object, stay: boolean): { child: ChildProcess; reply: Promise<HandoffReply> } => {
+    const script = `import { handoffRequest } from ${JSON.stringify(client)};
+      console.log(JSON.stringify(handoffRequest(${JSON.stringify(relay.handoff)}, ${JSON.stringify(request)}, [3])));
+      ${stay ? "setInterval(() => {}, 1000);" : ""}`;
+    const child = spawn("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, "--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "inherit", emu.faultFd] });
+    t.teardown(() => void child.kill("SIGKILL"));
+    let out = "";
+    child.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+    const reply = new Promise<HandoffReply>((resolve) => {
+      const check = (): void => (out.includes("\n") ? resolve(JSON.parse(out.split("\n")[0]!) as HandoffReply) : void setTimeout(check, 20));
+      check();
+      child.once("exit", (code) => setTimeout(() => resolve({ v: 1, op: "(client)", ok: false, error: `the client exited ${code} without a reply` }), 100));
+    });
+    return { child, reply };
+  };
+  const vmm = asNobody(attach(5, [{ devId: 1, endpointId: 1 }]), true);
+  t.like(await vmm.reply, { ok: true }, "the first VMM binds it");
+  await until(() => /"msg":"handoff bound to the VMM/.test(relay.logs()), 5000, "the binding");
+  const other = asNobody(attach(6, [{ devId: 2, endpointId: 2 }]), false);
+  const refused = await other.reply;
+  t.false(refused.ok);
+  // setpriv execs node: the VMM's pid is the child's.
+  t.regex((refused as { error: string }).error, new RegExp(`bound to process ${vmm.child.pid}, the VMM that attached first`));
+  await emu.raise({ dev: 1, count: 3 });
+  await waitStatus(relay.control, (s) => s.counters.answered === 3, "the bound VMM's queue served");
+  vmm.child.kill("SIGKILL");
+  await until(() => /the VMM that handed its fault queues over exited/.test(relay.logs()), 10_000, "the relay to let go");
+  await until(() => !relay.fds().some((f) => f.endsWith("/fault")), 5000, "its fd closed");
 });
