@@ -14,6 +14,7 @@ import { createLogger } from "../relay/log.js";
 import { openSources, SourceError } from "../relay/source-factory.js";
 import { HandedQueues } from "../relay/handoff/handed-queues.js";
 import { HandoffServer } from "../relay/handoff/handoff-server.js";
+import { reloadDeviceMap } from "../relay/config-reload.js";
 import { SOFTWARE, VERSION } from "../relay/version.js";
 
 async function main(argv: string[]): Promise<number> {
@@ -60,8 +61,12 @@ async function main(argv: string[]): Promise<number> {
     (info) => process.stdout.write(JSON.stringify(info) + "\n"),
   );
   const relay = await startRelay({ config, link: cli.link, sources: opened.sources, log, software: SOFTWARE, control: cli.control, emulator: opened.emulator });
-  const handoff = cli.handoff === null ? null
-    : await HandoffServer.listen(cli.handoff, new HandedQueues({ core: relay.core, devices: relay.devices, fds: opened.fds!, log }), { group: cli.handoffGroup, log });
+  const handed = cli.handoff === null ? null : new HandedQueues({ core: relay.core, devices: relay.devices, fds: opened.fds!, log });
+  const handoff = handed === null ? null : await HandoffServer.listen(cli.handoff!, handed, { group: cli.handoffGroup, log });
+  const configPath = cli.config;
+  if (configPath !== null) {
+    process.on("SIGHUP", () => reloadDeviceMap({ path: configPath, core: relay.core, devices: relay.devices, handedDevIds: () => handed?.devIds() ?? new Set(), log }));
+  }
   // Under a keeper: tell it this relay started (a relay that exits before this, again and again, cannot start).
   if (process.send) {
     process.send({ ready: true });

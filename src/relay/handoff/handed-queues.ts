@@ -37,6 +37,11 @@ export class HandedQueues implements HandoffHandler {
 
   constructor(private readonly o: HandedQueuesOptions) {}
 
+  /** The devices handed over, on every queue. */
+  devIds(): Set<number> {
+    return new Set([...this.queues.values()].flatMap((q) => [...q.devIds]));
+  }
+
   /** Every queue handed over, for status. */
   list(): { faultId: number; fd: number; devIds: number[] }[] {
     return [...this.queues.values()].map((q) => ({ faultId: q.faultId, fd: q.fd, devIds: [...q.devIds] }));
