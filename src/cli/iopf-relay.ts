@@ -15,6 +15,7 @@ import { openSources, SourceError } from "../relay/source-factory.js";
 import { HandedQueues } from "../relay/handoff/handed-queues.js";
 import { HandoffServer } from "../relay/handoff/handoff-server.js";
 import { reloadDeviceMap } from "../relay/config-reload.js";
+import { serveKeeperChannel } from "../relay/handoff/keeper-link.js";
 import { SOFTWARE, VERSION } from "../relay/version.js";
 
 async function main(argv: string[]): Promise<number> {
@@ -40,7 +41,7 @@ async function main(argv: string[]): Promise<number> {
   const log = createLogger("iopf-relay", cli.logFormat, cli.logLevel);
   let config: RelayConfig;
   if (cli.config) config = loadRelayConfig(cli.config);
-  else if (cli.faultFds.length === 0 && !cli.iommufd && cli.handoff === null) config = demoConfig();
+  else if (cli.faultFds.length === 0 && !cli.iommufd && cli.handoff === null && cli.keeperChannel === null) config = demoConfig();
   else throw new UsageError("the kernel's fault sources need --config FILE with the device map (\"viommu\", and \"devices\", which may be empty when a handoff brings them; see docs/operations.md)");
   if (cli.keeper) {
     const configJson = cli.config ? readConfigText(cli.config) : demoConfigJson();
@@ -55,14 +56,15 @@ async function main(argv: string[]): Promise<number> {
   const opened = await openSources(
     {
       faultFds: cli.faultFds, emulatorFds: cli.emulatorFds, iommufd: cli.iommufd, builtIn: cli.sources, rate: cli.rate,
-      devIds: cli.config ? config.devices.entries.map((e) => e.devId) : DEMO_DEV_IDS, maxHeld: config.maxHeld, handoff: cli.handoff !== null,
+      devIds: cli.config ? config.devices.entries.map((e) => e.devId) : DEMO_DEV_IDS, maxHeld: config.maxHeld, handoff: cli.handoff !== null || cli.keeperChannel !== null,
     },
     log,
     (info) => process.stdout.write(JSON.stringify(info) + "\n"),
   );
   const relay = await startRelay({ config, link: cli.link, sources: opened.sources, log, software: SOFTWARE, control: cli.control, emulator: opened.emulator });
-  const handed = cli.handoff === null ? null : new HandedQueues({ core: relay.core, devices: relay.devices, fds: opened.fds!, log });
-  const handoff = handed === null ? null : await HandoffServer.listen(cli.handoff!, handed, { group: cli.handoffGroup, log });
+  const handed = cli.handoff === null && cli.keeperChannel === null ? null : new HandedQueues({ core: relay.core, devices: relay.devices, fds: opened.fds!, log });
+  const handoff = cli.handoff === null ? null : await HandoffServer.listen(cli.handoff, handed!, { group: cli.handoffGroup, log });
+  const keeperChannel = cli.keeperChannel === null ? null : await serveKeeperChannel(cli.keeperChannel, handed!, log);
   const configPath = cli.config;
   if (configPath !== null) {
     process.on("SIGHUP", () => reloadDeviceMap({ path: configPath, core: relay.core, devices: relay.devices, handedDevIds: () => handed?.devIds() ?? new Set(), log }));
@@ -85,6 +87,7 @@ async function main(argv: string[]): Promise<number> {
     stopping = true;
     log("stopping: answering every group read", { signal, inFlight: relay.core.inFlight });
     await handoff?.close();
+    await keeperChannel?.close();
     await relay.stop();
     await opened.release();
     log("stopped", relay.core.metrics.summary());

@@ -27,6 +27,7 @@ Fault sources (at least one):
   --handoff unix:PATH   a socket where the VMM hands fault fds over and takes them back at runtime
                         (docs/handoff.md); the relay may then start with no fault source
   --handoff-group NAME  make the handoff socket 0660 with this group (the VMM's), not 0600
+  --keeper-channel N    (set by the keeper for its relay) the inherited socket its handoffs come on
 
   --keeper              run as a keeper: hold the fault fds (and the emulator) and run the relay as
                         a child, restarting it with the same fds after it exits
@@ -49,6 +50,8 @@ export interface RelayCli {
   /** The handoff socket's path, or null. */
   handoff: string | null;
   handoffGroup: string | null;
+  /** The keeper's channel (an inherited SOCK_SEQPACKET fd), in a relay the keeper runs. */
+  keeperChannel: number | null;
   config: string | null;
   rate: number;
   logFormat: LogFormat | undefined;
@@ -82,7 +85,7 @@ export function parseRelayCli(argv: string[]): ParsedCli {
         "socket-path": { type: "string" }, listen: { type: "string" }, connect: { type: "string" }, fd: { type: "string" },
         source: { type: "string", multiple: true }, "fault-fd": { type: "string", multiple: true },
         "emulator-fd": { type: "string", multiple: true }, iommufd: { type: "boolean" },
-        handoff: { type: "string" }, "handoff-group": { type: "string" },
+        handoff: { type: "string" }, "handoff-group": { type: "string" }, "keeper-channel": { type: "string" },
         config: { type: "string" }, rate: { type: "string" },
         "log-format": { type: "string" }, "log-level": { type: "string" },
         keeper: { type: "boolean" }, control: { type: "string" },
@@ -117,7 +120,8 @@ export function parseRelayCli(argv: string[]): ParsedCli {
     handoff = values.handoff.slice(5);
   }
   if (values["handoff-group"] !== undefined && handoff === null) throw new UsageError("--handoff-group needs --handoff unix:PATH");
-  if (sources.length === 0 && faultFds.length === 0 && emulatorFds.length === 0 && !values.iommufd && handoff === null) {
+  const keeperChannel = values["keeper-channel"] === undefined ? null : integer("--keeper-channel", values["keeper-channel"], 3);
+  if (sources.length === 0 && faultFds.length === 0 && emulatorFds.length === 0 && !values.iommufd && handoff === null && keeperChannel === null) {
     throw new UsageError("no fault source: give --iommufd, --fault-fd N, --emulator-fd N, --handoff unix:PATH, or --source emulator|synthetic");
   }
   const format = values["log-format"];
@@ -127,7 +131,7 @@ export function parseRelayCli(argv: string[]): ParsedCli {
   return {
     kind: "run",
     cli: {
-      link, sources, faultFds, emulatorFds, iommufd: values.iommufd ?? false, handoff, handoffGroup: values["handoff-group"] ?? null, config: values.config ?? null,
+      link, sources, faultFds, emulatorFds, iommufd: values.iommufd ?? false, handoff, handoffGroup: values["handoff-group"] ?? null, keeperChannel, config: values.config ?? null,
       rate: values.rate !== undefined ? integer("--rate", values.rate, 0, MAX_RATE) : 0,
       logFormat: format as LogFormat | undefined, logLevel: level as LogLevel,
       keeper: values.keeper ?? false, control: values.control ?? null,

@@ -98,7 +98,7 @@ export class RelayCore<D> {
   private readonly maxHeld: number;
   private readonly readAhead: number;
   /** Lines a guest or a peer can trigger at its own pace: written at most once a second per cause. */
-  private readonly lines: Record<"refused" | "handshakeFailed" | "sessionUp" | "sessionDown" | "flapping", RateLimitedLog>;
+  private readonly lines: Record<"refused" | "handshakeFailed" | "sessionUp" | "sessionDown" | "flapping" | "windowOverHeld", RateLimitedLog>;
   private deadlineTimer: NodeJS.Timeout | null = null;
   private deadlineArmedFor = Infinity;
   private stopping = false;
@@ -117,6 +117,7 @@ export class RelayCore<D> {
       sessionUp: new RateLimitedLog(info, "agent session up"),
       sessionDown: new RateLimitedLog(info, "agent session down"),
       flapping: new RateLimitedLog(warn, "agent connections keep taking the session from each other: are two agents using this relay's socket?", 60_000),
+      windowOverHeld: new RateLimitedLog(warn, "the agent's window is more than the relay may hold: groups wait in the kernel's queue while the agent has credit; raise limits.maxHeld", 60_000),
     };
     this.writer = new AnswerWriter(this.sources, this.metrics, {
       answered: (group, code, origin) => {
@@ -342,12 +343,6 @@ export class RelayCore<D> {
           epoch: e.session.epoch, agent, limits: e.session.agreement.limits, features: e.session.agreement.features, ...(e.takeover ? { takeover: true } : {}),
         });
         if (e.takeover) this.tookOver();
-        const wants = e.session.agreement.limits.maxInFlight + this.readAhead;
-        if (wants > this.maxHeld) {
-          this.log.level("warn", "the agent's window is more than the relay may hold: groups wait in the kernel's queue while the agent has credit; raise limits.maxHeld", {
-            window: e.session.agreement.limits.maxInFlight, maxHeld: this.maxHeld, enough: wants,
-          });
-        }
         this.emit({ kind: "session-up", epoch: e.session.epoch, agent });
         return;
       }
@@ -362,6 +357,10 @@ export class RelayCore<D> {
       }
       case "credit":
         m.creditWindow = e.window;
+        // The agent's own window (its credits), not the ceiling agreed at the handshake, is what it asks for.
+        if (e.window + this.readAhead > this.maxHeld) {
+          this.lines.windowOverHeld.report("window", { window: e.window, maxHeld: this.maxHeld, enough: e.window + this.readAhead });
+        }
         return;
       case "agent-absent": {
         const drained = this.ledger.drain("session-lost", KernelCode.INVALID);

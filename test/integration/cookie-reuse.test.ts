@@ -43,7 +43,7 @@ test("after a detach the agent's verdict for the old group never lands on the ne
     g.write(buildFrame(RequestCode.PAGE_RESPONSES, 0, 900, pb.PageResponseBatch, { responses: [{ tag: old.tag, code: pb.ResponseCode.RESPONSE_SUCCESS }] }));
     await until(() => core.metrics.totalDropped() === 1, 3000, "the old verdict dropped");
     guest.link.sendResponses([{ tag: guest.requests[1]!.tag, code: pb.ResponseCode.RESPONSE_INVALID }]);
-    await until(async () => (await emulator.stats()).outstanding === 0, 3000, "device 1's group answered");
+    await until(async () => { const s = await emulator.stats(); return s.outstanding === 0 && s.queued === 0; }, 3000, "device 1's group answered");
     const stats = await emulator.stats();
     t.is(stats.answeredSuccess, 0, "no SUCCESS reached the kernel: the old verdict was not written");
     t.is(stats.answeredInvalid, 1, "device 1's group got its own INVALID");

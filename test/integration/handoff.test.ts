@@ -261,3 +261,37 @@ test.serial("a VMM running as another user binds the handoff: another process of
   await until(() => /the VMM that handed its fault queues over exited/.test(relay.logs()), 10_000, "the relay to let go");
   await until(() => !relay.fds().some((f) => f.endsWith("/fault")), 5000, "its fd closed");
 });
+
+test.serial("under the keeper: the queue survives a relay SIGKILLed with groups in flight; the new relay sweeps them and serves on; detach goes through", async (t) => {
+  const emu = await KernelEmulator.start({ mode: "kernel-exact" });
+  t.teardown(() => emu.close());
+  const dir = tempDir(t, "iopf-handoff-keeper-");
+  writeFileSync(join(dir, "relay.json"), JSON.stringify({ viommu: "virtio-iommu", devices: [] }));
+  const handoff = join(dir, "handoff.sock");
+  const socket = join(dir, "link.sock");
+  const keeper = spawn(process.execPath, [RELAY_CLI, "--keeper", "--handoff", `unix:${handoff}`, "--config", join(dir, "relay.json"), "--socket-path", socket, "--log-format", "json"], { stdio: ["ignore", "ignore", "pipe"] });
+  let logs = "";
+  keeper.stderr!.on("data", (b: Buffer) => (logs += b.toString()));
+  t.teardown(() => void keeper.kill("SIGKILL"));
+  const pids = (): number[] => [...logs.matchAll(/"msg":"relay started","pid":(\d+)/g)].map((m) => Number(m[1]));
+  await until(() => /"msg":"handoff socket listening"/.test(logs) && pids().length === 1, 20_000, "the keeper and its relay");
+  let hold = true;
+  const agent = reconnectingAgent(socket, 0, () => (hold ? null : 0));
+  t.teardown(() => agent.stop());
+  ok(handoffRequest(handoff, attach(8, [{ devId: 1, endpointId: 1, deadlineMs: 60_000 }]), [emu.faultFd]));
+  await emu.raise({ dev: 1, count: 4 });
+  await until(async () => (await emu.stats()).outstanding === 4, 10_000, "four groups read, held by the agent");
+  process.kill(pids()[0]!, "SIGKILL");
+  await until(() => pids().length === 2, 20_000, "the restarted relay");
+  await until(() => /"msg":"answered SUCCESS to the groups a previous reader of this fault queue left, before reading it".*"answered":4/.test(logs), 20_000, "the new relay's sweep of the queue the keeper handed it again");
+  hold = false;
+  await emu.raise({ dev: 1, count: 3, addr: 0x800000 });
+  await until(async () => { const s = await emu.stats(); return s.outstanding === 0 && s.queued === 0; }, 20_000, "the new groups served");
+  t.like(ok(handoffRequest(handoff, { v: 1, op: "detach", faultId: 8 })), { closed: true });
+  const stats = await emu.stats();
+  if (stats.answeredSuccess !== 7) t.log(`${JSON.stringify(stats).slice(0, 600)}\n${logs.split("\n").slice(-40).join("\n")}`);
+  t.like(stats, { answeredSuccess: 7, outstanding: 0 });
+  t.deepEqual(refusals(stats), []);
+  keeper.kill("SIGTERM");
+  await new Promise((resolve) => keeper.once("exit", resolve));
+});

@@ -20,12 +20,15 @@ export interface AttachQueue {
 export type HandoffRequest =
   /** vmmPid: the VMM whose life the queues are tied to, when a manager (not the VMM itself) hands them over. */
   | { op: "attach"; queues: AttachQueue[]; vmmPid: number | null }
-  | { op: "detach"; faultId: number; devIds: number[] | null };
+  | { op: "detach"; faultId: number; devIds: number[] | null }
+  /** Keeper to relay only: the VMM exited, let go of every queue without answering. */
+  | { op: "drop" };
 
 export type HandoffReply =
   | { v: number; op: string; ok: false; error: string }
   | { v: number; op: "attach"; ok: true; queues: { faultId: number; devices: number }[] }
-  | { v: number; op: "detach"; ok: true; answered: number; closed: boolean };
+  | { v: number; op: "detach"; ok: true; answered: number; closed: boolean }
+  | { v: number; op: "drop"; ok: true };
 
 /** A request that cannot be carried out: the reply's one line. */
 export class HandoffError extends Error {
@@ -70,8 +73,8 @@ function parseQueue(v: unknown, where: string, fdCount: number): AttachQueue {
   return { fd, faultId: u32(q.faultId, `${where}.faultId`), viommu: (q.viommu as string | undefined) ?? null, devices: q.devices as unknown[], emulator: q.emulator === true };
 }
 
-/** Checks a request against the protocol; throws HandoffError with the reply's line. */
-export function parseRequest(text: string, fdCount: number): HandoffRequest {
+/** Checks a request against the protocol; throws HandoffError with the reply's line. `internal`: from the keeper, which may also send "drop". */
+export function parseRequest(text: string, fdCount: number, internal = false): HandoffRequest {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -104,6 +107,12 @@ export function parseRequest(text: string, fdCount: number): HandoffRequest {
       }
       return { op: "detach", faultId: u32(o.faultId, "detach.faultId"), devIds };
     }
+    case "drop":
+      if (internal) {
+        onlyKeys(o, "drop", ["v", "op"]);
+        return { op: "drop" };
+      }
+      return fail("op", `"attach" or "detach"`, o.op);
     default:
       return fail("op", `"attach" or "detach"`, o.op);
   }

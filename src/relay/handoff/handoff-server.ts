@@ -185,9 +185,11 @@ export class HandoffServer {
           if (vmmPidfd !== null) libc.close(vmmPidfd);
           throw err;
         }
-      } else {
+      } else if (req.op === "detach") {
         const { answered, closed } = await this.handler.detach(req.faultId, req.devIds);
         reply = { v: HANDOFF_VERSION, op: "detach", ok: true, answered, closed };
+      } else {
+        throw new HandoffError(`op: "${req.op}" is the keeper's to send, not a peer's`);
       }
     } catch (err) {
       for (const fd of fds) libc.close(fd);
