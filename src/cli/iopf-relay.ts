@@ -8,7 +8,7 @@ import { parseRelayCli, UsageError, USAGE } from "../relay/cli-options.js";
 import { parseQemuArgsCli, printQemuArgs, QEMU_ARGS_USAGE } from "../relay/control/qemu-args.js";
 import { startRelay } from "../relay/daemon.js";
 import { DEMO_DEV_IDS, demoConfig, demoConfigJson } from "../relay/demo-config.js";
-import { runKeeper } from "../relay/keeper.js";
+import { RESTARTS_ENV, runKeeper } from "../relay/keeper.js";
 import { fileURLToPath } from "node:url";
 import { createLogger } from "../relay/log.js";
 import { openSources, SourceError } from "../relay/source-factory.js";
@@ -62,6 +62,7 @@ async function main(argv: string[]): Promise<number> {
     (info) => process.stdout.write(JSON.stringify(info) + "\n"),
   );
   const relay = await startRelay({ config, link: cli.link, sources: opened.sources, log, software: SOFTWARE, control: cli.control, emulator: opened.emulator });
+  relay.core.metrics.keeperRestarts = Number(process.env[RESTARTS_ENV] ?? 0) || 0;
   const handed = cli.handoff === null && cli.keeperChannel === null ? null : new HandedQueues({ core: relay.core, devices: relay.devices, fds: opened.fds!, log });
   const handoff = cli.handoff === null ? null : await HandoffServer.listen(cli.handoff, handed!, { group: cli.handoffGroup, log });
   const keeperChannel = cli.keeperChannel === null ? null : await serveKeeperChannel(cli.keeperChannel, handed!, log);

@@ -4,7 +4,7 @@
 // The agent is untrusted: anything it may not send ends the session.
 import { Flag } from "./frame-header.js";
 import { LinkError, LinkErrorCode, linkErrorName } from "./link-error.js";
-import { BatchOutcome, GoodbyeReason, LinkPeer } from "./link-peer.js";
+import { BatchOutcome, GoodbyeReason, LinkPeer, SessionEndCause } from "./link-peer.js";
 import { Inbound, pb, WirePageResponse, WireWelcome } from "./messages.js";
 import { peerText } from "./peer-text.js";
 import { Agreement, HANDSHAKE_MAX_PAYLOAD, Capabilities, checkAnswer, checkCapabilities, OUR_CAPABILITIES } from "./negotiation.js";
@@ -29,7 +29,7 @@ export interface HostLinkHandler {
   pageResponses(epoch: number, responses: WirePageResponse[]): void;
   /** The agent's new credit window, already clamped to the agreed max_in_flight. */
   credit(epoch: number, window: number): void;
-  sessionDown(epoch: number, reason: string): void;
+  sessionDown(epoch: number, reason: string, cause: SessionEndCause): void;
   /** The stream drained after a send returned false. */
   writable(): void;
   closed(err?: Error): void;
@@ -117,7 +117,7 @@ export class HostLink extends LinkPeer {
   }
 
   protected onNewPeerSync(): void {
-    this.endSession("agent sent a new SYNC: it restarted or lost alignment");
+    this.endSession("agent sent a new SYNC: it restarted or lost alignment", "new-sync");
     if (this.channel.aligned) this.sendHello();
   }
 
@@ -130,7 +130,7 @@ export class HostLink extends LinkPeer {
         if (msg.code === RequestCode.HELLO && msg.id === this.helloId && this.state === "hello-sent") {
           // The agent refused the offer: retrying the same offer cannot succeed,
           // so stay idle until the agent resyncs (a restart or a new config).
-          this.endSession(`agent refused the handshake: ${linkErrorName(msg.body.code)}: ${peerText(msg.body.message, 200)}`);
+          this.endSession(`agent refused the handshake: ${linkErrorName(msg.body.code)}: ${peerText(msg.body.message, 200)}`, "refused");
         }
         return;
       case "ack":
@@ -153,7 +153,7 @@ export class HostLink extends LinkPeer {
     }
   }
 
-  protected endSession(reason: string): void {
+  protected endSession(reason: string, cause: SessionEndCause): void {
     this.clearHandshakeTimer();
     const wasUp = this.session;
     this.session = null;
@@ -161,7 +161,7 @@ export class HostLink extends LinkPeer {
     this.state = "no-session";
     // Until the next handshake agrees on one, the handshake's limit applies again.
     this.channel.setMaxPayload(HANDSHAKE_MAX_PAYLOAD);
-    if (wasUp) this.handler.sessionDown(wasUp.epoch, reason);
+    if (wasUp) this.handler.sessionDown(wasUp.epoch, reason, cause);
   }
 
   protected onDrain(): void {

@@ -40,6 +40,8 @@ const RESTART_MAX_MS = 5000;
 const STABLE_AFTER_MS = 30_000;
 /** This many exits in a row before the relay said it was ready: it cannot start. */
 const FAILED_STARTS_ALLOWED = 5;
+/** How many times the keeper restarted its relay before this one, for the relay's metrics. */
+export const RESTARTS_ENV = "IOPF_KEEPER_RESTARTS";
 /** The child's first inherited fd: 0-2 are stdio. */
 const FIRST_CHILD_FD = 3;
 
@@ -166,7 +168,11 @@ export async function runKeeper(opts: KeeperOptions): Promise<number> {
     const startedAt = Date.now();
     let ready = false;
     const pair = channel ? seqpacketPair() : null;
-    const c = spawn(process.execPath, childArgs, { stdio: ["ignore", "inherit", "pipe", ...held.map((h) => h.fd), ...(pair ? [pair[1]] : []), "ipc"] });
+    const c = spawn(process.execPath, childArgs, {
+      stdio: ["ignore", "inherit", "pipe", ...held.map((h) => h.fd), ...(pair ? [pair[1]] : []), "ipc"],
+      // The relay reports it (iopf_relay_keeper_restarts_total): its own counters start again at every restart.
+      env: { ...process.env, [RESTARTS_ENV]: String(restarts) },
+    });
     child = c;
     if (pair) {
       libc.close(pair[1]);

@@ -349,9 +349,10 @@ export class RelayCore<D> {
       case "session-down": {
         const reason = e.reason;
         m.sessionsDown++;
+        m.sessionsEnded.set(e.cause, (m.sessionsEnded.get(e.cause) ?? 0) + 1);
         m.sessionState = "waiting";
         m.lastSessionDownReason = reason;
-        this.lines.sessionDown.report("down", { epoch: e.epoch, reason, requeued: e.requeued });
+        this.lines.sessionDown.report("down", { epoch: e.epoch, reason, cause: e.cause, requeued: e.requeued });
         this.emit({ kind: "session-down", epoch: e.epoch, reason });
         return;
       }

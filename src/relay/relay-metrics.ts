@@ -1,6 +1,7 @@
 // Everything the relay counts. Plain fields, bumped on the hot path; readers
 // (the live view, the control server) take snapshots.
 import { AnswerOrigin, EndReason } from "../fault/fault-group.js";
+import type { SessionDownCause } from "./agent-flow.js";
 import { DropReason } from "../fault/ledger.js";
 import { LatencyHistogram } from "./latency-histogram.js";
 
@@ -25,11 +26,15 @@ export class RelayMetrics {
   sweptGroups = 0;
   /** Fault sources that stopped delivering. */
   sourceFailures = 0;
+  /** Relays the keeper started before this one (0 without a keeper). */
+  keeperRestarts = 0;
   /** Guest answers with a code the link does not define; each became INVALID. */
   unknownCodes = 0;
   groupsSent = 0;
   sessionsUp = 0;
   sessionsDown = 0;
+  /** Sessions ended, by cause. */
+  readonly sessionsEnded = new Map<SessionDownCause, number>();
   /** Sessions taken over by another agent connection, and the monotonic times of the last few. */
   takeovers = 0;
   recentTakeovers: number[] = [];

@@ -90,7 +90,7 @@ async function startAgent(dir: string, handlers: HandlerRule[], more: Partial<Ag
   return Agent.start({ config, log: silentLogger, resyncTimers: FAST_TIMERS });
 }
 
-function request(tag: number, address: number, perm = 1, pasid = 5, budgetUs = 90_000) {
+function request(tag: number, address: number, perm = 1, pasid = 5, budgetUs = 5_000_000) {
   return { tag, endpoint: 8, pasid, pasidValid: true, groupIndex: tag % 512, pages: [{ address, perm }], budgetUs };
 }
 
