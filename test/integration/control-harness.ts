@@ -10,10 +10,11 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { until } from "../support/memory-stream.js";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-export const RELAY_CLI = join(root, "build", "src", "cli", "iopf-relay.js");
-export const IOPFCTL_CLI = join(root, "build", "src", "cli", "iopfctl.js");
-export const AGENT_BUNDLE = join(root, "dist", "iopf-agent.mjs");
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+export const RELAY_CLI = join(ROOT, "build", "src", "cli", "iopf-relay.js");
+export const IOPFCTL_CLI = join(ROOT, "build", "src", "cli", "iopfctl.js");
+export const DEMO_CLI = join(ROOT, "build", "src", "cli", "demo.js");
+export const AGENT_BUNDLE = join(ROOT, "dist", "iopf-agent.mjs");
 
 interface Teardown {
   teardown(f: () => void | Promise<void>): void;
