@@ -16,6 +16,14 @@ import { traceCommand } from "../ctl/trace-command.js";
 const out = (s: string): void => void process.stdout.write(s);
 const err = (s: string): void => void process.stderr.write(s);
 
+// A reader that has read enough (`iopfctl trace | head`) closes the pipe:
+// that is the pipeline's normal end, so leave quietly and successfully.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(0);
+  err(`iopfctl: cannot write to the standard output: ${e.message}\n`);
+  process.exit(1);
+});
+
 async function main(argv: string[]): Promise<number> {
   const { control, command: c } = parseCtlCli(argv, process.env);
   if (c.cmd === "help") {
