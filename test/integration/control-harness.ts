@@ -90,12 +90,12 @@ export async function startRelay(t: Teardown, o: RelayOptions): Promise<RelayPro
   };
 }
 
-/** An agent answering SUCCESS for every address below 0x4000000000 on any PASID. */
-export function startAgent(t: Teardown, relay: RelayProc, credits = 256): Proc {
+/** An agent answering SUCCESS for every address below 0x4000000000 on any PASID (after the handlers given first). */
+export function startAgent(t: Teardown, relay: RelayProc, credits = 256, handlers: object[] = []): Proc {
   const config = join(relay.dir, "agent.json");
   writeFileSync(config, JSON.stringify({
     credits, appSocket: "none",
-    handlers: [{ handler: "policy", rules: [{ start: "0x0", end: "0x4000000000", perm: "rwx", answer: "success" }] }],
+    handlers: [...handlers, { handler: "policy", rules: [{ start: "0x0", end: "0x4000000000", perm: "rwx", answer: "success" }] }],
   }));
   return run(t, AGENT_BUNDLE, ["--connect", `unix:${relay.socketPath}`, "--config", config]);
 }
