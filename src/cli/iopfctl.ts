@@ -60,9 +60,11 @@ main(process.argv.slice(2)).then(
   // Exit at once: a closed WebSocket or a pending timer must not hold the process.
   (code) => process.exit(code),
   (e: Error) => {
+    // One line for what the user can fix; a stack, once, for anything else.
     const usage = e instanceof CtlUsageError || e instanceof ControlAddressError;
-    err(`iopfctl: ${e.message}\n${usage ? "run iopfctl --help for the commands\n" : ""}`);
-    if (!usage && !(e instanceof CtlError) && e.stack) err(e.stack + "\n");
+    if (usage) err(`iopfctl: ${e.message}; run iopfctl --help for the commands\n`);
+    else if (e instanceof CtlError) err(`iopfctl: ${e.message}\n`);
+    else err(`iopfctl: unexpected failure: ${e.stack ?? e.message}\n`);
     process.exit(usage ? 2 : 1);
   },
 );
