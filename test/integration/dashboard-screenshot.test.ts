@@ -21,8 +21,12 @@ interface Element {
   getBoundingClientRect(): { right: number; width: number };
   querySelectorAll(s: string): ArrayLike<Element>;
   getAttribute(name: string): string | null;
+  parentElement: Element | null;
+  appendChild(e: Element): void;
+  remove(): void;
 }
 declare const document: {
+  createElement(tag: string): Element;
   getElementById(id: string): Element | null;
   querySelector(s: string): Element | null;
   querySelectorAll(s: string): ArrayLike<Element>;
@@ -121,23 +125,38 @@ test("a healthy relay: live figures, every answer origin, INVALID not drawn as s
   await wait((id) => document.getElementById(id)?.textContent === "up", "session");
   await wait((sel) => document.querySelectorAll(sel).length >= 20, "#events div");
   await wait((sel) => document.querySelectorAll(sel).length === 8, "#devices tr");
-  await wait((sel) => document.querySelectorAll(sel).length > 0, "#events .k-answered.c-invalid");
+  await wait((sel) => Array.from(document.querySelectorAll(sel)).some((e) => / invalid by guest /.test(e.textContent)), "#events .k-answered.c-invalid");
   await wait((id) => Number(document.getElementById(id)?.textContent.replace("k", "e3").replace("M", "e6")) > 100, "rate");
 
   t.regex((await page.textContent("#conn")) ?? "", /live/);
   t.regex((await page.textContent("#pcts")) ?? "", new RegExp(`last ${RECENT_WINDOW_S} s .*p50 .* p99 `));
-  t.regex((await page.textContent("#events")) ?? "", /group-read +dev \d pasid 1/);
-  const page1 = await page.evaluate(() => ({
-    session: getComputedStyle(document.getElementById("session")!).color,
-    origins: Array.from(document.querySelectorAll("#answerparts [data-origin]"), (e) => e.getAttribute("data-origin")),
-    success: getComputedStyle(document.querySelector("#events .k-answered:not(.c-invalid)")!).color,
-    invalid: getComputedStyle(document.querySelector("#events .k-answered.c-invalid")!).color,
-    gone: document.body.classList.contains("gone"),
-  }), null);
+  // The list holds the newest 40 events only: wait for a group-read among them rather than expect one now.
+  await wait((re) => Array.from(document.querySelectorAll("#events .k-group-read")).some((e) => new RegExp(re).test(e.textContent)), "group-read +dev \\d pasid 1 pages 1 cookie \\d+");
+  // One evaluation, so the events list (replaced as events arrive) is read at one instant.
+  const page1 = await page.evaluate(() => {
+    // The colour an event line of these classes gets, from the page's own style sheet.
+    const colour = (cls: string): string => {
+      const probe = document.createElement("div");
+      probe.className = cls;
+      document.getElementById("events")!.parentElement!.appendChild(probe);
+      const c = getComputedStyle(probe).color;
+      probe.remove();
+      return c;
+    };
+    return {
+      session: getComputedStyle(document.getElementById("session")!).color,
+      origins: Array.from(document.querySelectorAll("#answerparts [data-origin]"), (e) => e.getAttribute("data-origin")),
+      success: colour("k-answered"),
+      invalid: colour("k-answered c-invalid"),
+      invalidWithoutClass: Array.from(document.querySelectorAll("#events .k-answered:not(.c-invalid)")).filter((e) => / invalid by /.test(e.textContent)).length,
+      gone: document.body.classList.contains("gone"),
+    };
+  }, null);
   t.is(page1.session, GREEN);
   t.deepEqual(page1.origins, [...ANSWER_ORIGINS], "the Answers card lists every origin");
   t.is(page1.success, GREEN);
   t.is(page1.invalid, AMBER, "an INVALID answer is not drawn green");
+  t.is(page1.invalidWithoutClass, 0, "every INVALID answer line has the class that colours it");
   t.false(page1.gone);
   await shoot(t, page, "healthy");
   t.deepEqual(problems, [], "no script errors in the page");
