@@ -23,6 +23,7 @@ import { flow, LiveView, originParts, relayFrame } from "../relay/live-view.js";
 import { RelayMetrics } from "../relay/relay-metrics.js";
 import { createLogger } from "../relay/log.js";
 import { emulatorDemoLoad, openSources } from "../relay/source-factory.js";
+import { IOMMU_DEVICE } from "../relay/startup-error.js";
 import { SOFTWARE } from "../relay/version.js";
 
 /** Endpoints the demo agent refuses, on purpose, so that both codes show: FAILURE is written to the kernel as INVALID. */
@@ -43,7 +44,7 @@ function invalidNote(): string {
   const names = REFUSED.map((r) => `${entries.find((e) => e.endpoint === r.endpoint)?.name ?? `endpoint ${r.endpoint}`} ${r.answer.toUpperCase()}`);
   const share = REFUSED.length / DEMO_DEV_IDS.length;
   return `INVALID answers are on purpose: the demo agent answers ${names.join(" and ")} (written to the kernel as INVALID), ` +
-    `${REFUSED.length} of ${DEMO_DEV_IDS.length} devices, so ${share === 0.25 ? "a quarter" : `${Math.round(share * 100)}%`} of the guest's answers.`;
+    `${REFUSED.length} of ${DEMO_DEV_IDS.length} devices, so about ${share === 0.25 ? "a quarter" : `${Math.round(share * 100)}%`} of the guest's answers.`;
 }
 
 /** The last words: what was read and answered, and what the emulator saw. */
@@ -72,8 +73,8 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const { rate, seconds } = opts;
-  if (existsSync("/dev/iommu")) {
-    process.stderr.write("note: this machine has /dev/iommu; the demo still uses the built-in kernel emulator. For real faults run iopf-relay --keeper --iommufd --config FILE (docs/operations.md).\n");
+  if (existsSync(IOMMU_DEVICE)) {
+    process.stderr.write(`note: this machine has ${IOMMU_DEVICE}; the demo still uses the built-in kernel emulator. For real faults run iopf-relay --keeper --iommufd --config FILE (docs/operations.md).\n`);
   }
   const dir = mkdtempSync(join(tmpdir(), "iopf-demo-"));
   // Whatever ends the demo, its temporary directory goes with it.

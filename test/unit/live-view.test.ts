@@ -32,7 +32,7 @@ function terminal(columns: number): { isTTY: true; columns: number; written: str
 
 const TEXT = {
   title: "iopf-relay demo: kernel emulator (20000 groups/s, 8 devices) -> relay -> agent",
-  notes: ["INVALID answers are on purpose: the demo agent answers demo-dev7 INVALID and demo-dev8 FAILURE (written to the kernel as INVALID), 2 of 8 devices, so a quarter of the guest's answers."],
+  notes: ["INVALID answers are on purpose: the demo agent answers demo-dev7 INVALID and demo-dev8 FAILURE (written to the kernel as INVALID), 2 of 8 devices, so about a quarter of the guest's answers."],
 };
 
 for (const columns of [80, 60, 40]) {
