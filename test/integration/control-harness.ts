@@ -91,10 +91,10 @@ export async function startRelay(t: Teardown, o: RelayOptions): Promise<RelayPro
 }
 
 /** An agent answering SUCCESS for every address below 0x4000000000 on any PASID (after the handlers given first). */
-export function startAgent(t: Teardown, relay: RelayProc, credits = 256, handlers: object[] = []): Proc {
+export function startAgent(t: Teardown, relay: RelayProc, credits = 256, handlers: object[] = [], more: object = {}): Proc {
   const config = join(relay.dir, "agent.json");
   writeFileSync(config, JSON.stringify({
-    credits, appSocket: "none",
+    credits, appSocket: "none", ...more,
     handlers: [...handlers, { handler: "policy", rules: [{ start: "0x0", end: "0x4000000000", perm: "rwx", answer: "success" }] }],
   }));
   return run(t, AGENT_BUNDLE, ["--connect", `unix:${relay.socketPath}`, "--config", config]);
