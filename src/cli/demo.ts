@@ -16,10 +16,12 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { EmulatorStats } from "../fault/emulator/kernel-emulator.js";
 import { startRelay } from "../relay/daemon.js";
+import type { RelayConfig } from "../relay/config.js";
 import { DEMO_DEV_IDS, demoConfig } from "../relay/demo-config.js";
 import { UsageError } from "../relay/cli-options.js";
 import { DEMO_USAGE, parseDemoArgs } from "../relay/demo-options.js";
 import { flow, LiveView, originParts, relayFrame } from "../relay/live-view.js";
+import { CORE_DEFAULTS } from "../relay/relay-core.js";
 import { RelayMetrics } from "../relay/relay-metrics.js";
 import { createLogger } from "../relay/log.js";
 import { emulatorDemoLoad, openSources } from "../relay/source-factory.js";
@@ -29,14 +31,23 @@ import { SOFTWARE } from "../relay/version.js";
 /** Endpoints the demo agent refuses, on purpose, so that both codes show: FAILURE is written to the kernel as INVALID. */
 const REFUSED = [{ endpoint: 0x17, answer: "invalid" }, { endpoint: 0x18, answer: "failure" }] as const;
 
-const AGENT_CONFIG = {
-  appSocket: "none",
-  credits: 1024,
-  handlers: [
-    ...REFUSED.map((r) => (r.answer === "invalid" ? { endpoint: r.endpoint, handler: "invalid" } : { endpoint: r.endpoint, handler: "policy", rules: [], otherwise: r.answer })),
-    { handler: "policy", otherwise: "invalid", rules: [{ start: "0x0", end: "0x800000000000", perm: "rwx", answer: "success" }] },
-  ],
-};
+/**
+ * The agent's window fits what the relay holds (maxHeld, less the groups it
+ * reads ahead), so the relay never leaves groups in the queue while the
+ * agent has credit for them.
+ */
+function agentConfig(config: RelayConfig): object {
+  const window = config.maxHeld - CORE_DEFAULTS.readAhead;
+  return {
+    appSocket: "none",
+    credits: window,
+    maxInFlight: window,
+    handlers: [
+      ...REFUSED.map((r) => (r.answer === "invalid" ? { endpoint: r.endpoint, handler: "invalid" } : { endpoint: r.endpoint, handler: "policy", rules: [], otherwise: r.answer })),
+      { handler: "policy", otherwise: "invalid", rules: [{ start: "0x0", end: "0x800000000000", perm: "rwx", answer: "success" }] },
+    ],
+  };
+}
 
 /** What the INVALID answers are, from the agent's config and the device map: said on screen, so nobody takes them for a fault. */
 function invalidNote(): string {
@@ -92,11 +103,11 @@ async function main(argv: string[]): Promise<void> {
   process.on("SIGHUP", askStop);
   process.stdout.on("error", askStop);
   const socket = join(dir, "link.sock");
-  const agentConfig = join(dir, "agent.json");
-  writeFileSync(agentConfig, JSON.stringify(AGENT_CONFIG));
+  const config = demoConfig();
+  const agentConfigFile = join(dir, "agent.json");
+  writeFileSync(agentConfigFile, JSON.stringify(agentConfig(config)));
   const log = createLogger("iopf-relay", "json", "warn", (line) => process.stderr.write(line));
 
-  const config = demoConfig();
   const opened = await openSources({ faultFds: [], emulatorFds: [], iommufd: false, builtIn: ["emulator"], rate: 0, devIds: DEMO_DEV_IDS, maxHeld: config.maxHeld, handoff: false }, log, () => undefined);
   const emulator = opened.emulator!;
   const relay = await startRelay({ config, link: { listen: `unix:${socket}` }, sources: opened.sources, log, software: SOFTWARE });
@@ -117,7 +128,7 @@ async function main(argv: string[]): Promise<void> {
   const parentGuard = fileURLToPath(new URL("./exit-with-parent.js", import.meta.url));
   // Its own process group keeps the terminal's Ctrl-C from it; its stdin, a
   // pipe from the demo, ends when the demo does, however it ends.
-  const agent = spawn(process.execPath, ["--import", parentGuard, agentBundle, "--connect", `unix:${socket}`, "--config", agentConfig, "--log-level", "warn"], {
+  const agent = spawn(process.execPath, ["--import", parentGuard, agentBundle, "--connect", `unix:${socket}`, "--config", agentConfigFile, "--log-level", "warn"], {
     stdio: ["pipe", "inherit", "inherit"],
     detached: true,
   });
