@@ -3,6 +3,7 @@
 // its range, with the message saying what was expected and what came.
 import { parseArgs } from "node:util";
 import { DEFAULT_CONTROL } from "../relay/control/control-address.js";
+import { MAX_INJECT, MAX_INJECT_PAGES } from "../relay/control/inject-limits.js";
 import { EVENT_KINDS, EventFilter, WireKind } from "../relay/control/wire-event.js";
 import { parsePerm } from "./inject-command.js";
 
@@ -143,7 +144,7 @@ export function parseCtlCli(argv: string[], env: NodeJS.ProcessEnv): { control: 
         command: {
           cmd, dev: integer("dev", devs[0]!, 0, 0xffff_ffff), ...(pasids[0] !== undefined ? { pasid: integer("pasid", pasids[0], 0, 0xfffff) } : {}),
           addr: v.addr === undefined ? 0x10000 : integer("addr", v.addr, 0, Number.MAX_SAFE_INTEGER), perm: perm(v.perm),
-          count: count(1, 1, 100_000), pages: v.pages === undefined ? 1 : integer("pages", v.pages, 1, 256), emulator: v.emulator ?? false,
+          count: count(1, 1, MAX_INJECT), pages: v.pages === undefined ? 1 : integer("pages", v.pages, 1, MAX_INJECT_PAGES), emulator: v.emulator ?? false,
         },
       };
     }

@@ -22,7 +22,9 @@ export function statusText(s: RelayStatus): string {
     `answers      ${c.answered}: guest ${guest.success} success / ${guest.invalid} invalid, deadline ${c.deadlines}${otherOrigins ? `, ${otherOrigins}` : ""}`,
     `refused      ${c.refused} by the source${c.unknownCodes ? `; ${c.unknownCodes} unknown guest codes` : ""}`,
     `dropped      ${dropped || "none"} (guest answers never written)`,
-    `latency      p50 ${microseconds(s.latencyUs.p50)}, p90 ${microseconds(s.latencyUs.p90)}, p99 ${microseconds(s.latencyUs.p99)}, max ${microseconds(s.latencyUs.max)} over ${s.latencyUs.count} answers`,
+    s.latencyUs.count > 0
+      ? `latency      p50 ${microseconds(s.latencyUs.p50)}, p90 ${microseconds(s.latencyUs.p90)}, p99 ${microseconds(s.latencyUs.p99)}, max ${microseconds(s.latencyUs.max)} over the last ${s.latencyUs.windowS} s (${s.latencyUs.count} answers)`
+      : `latency      no answers in the last ${s.latencyUs.windowS} s`,
     `viewers      ${s.viewers} watching the event stream${s.eventsLost ? `, ${s.eventsLost} events lost to slow viewers` : ""}`,
     "",
     ...table(

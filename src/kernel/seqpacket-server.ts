@@ -37,6 +37,9 @@ export const MAX_MESSAGE_BYTES = 65536;
 export class SeqpacketServer extends EventEmitter {
   #commands: MessagePort;
   #exited: Promise<void>;
+  // process.exit() waits for workers, and one blocked in poll() inside ffi-rs
+  // never returns: every exit path (an error at start-up, too) stops it first.
+  readonly #stopOnExit = (): void => this.#command({ op: "stop" });
 
   private constructor(
     private readonly worker: Worker,
@@ -48,6 +51,7 @@ export class SeqpacketServer extends EventEmitter {
     super();
     this.#commands = commands;
     this.#exited = new Promise((resolve) => worker.once("exit", () => resolve()));
+    process.on("exit", this.#stopOnExit);
     worker.on("message", (ev: ServerEvent) => {
       if (ev.type !== "ready") this.emit("event", ev);
     });
@@ -105,6 +109,7 @@ export class SeqpacketServer extends EventEmitter {
   async close(): Promise<void> {
     this.#command({ op: "stop" });
     await this.#exited;
+    process.off("exit", this.#stopOnExit);
     this.#commands.close();
     libc.close(this.wakeFd);
     if (this.listenFd >= 0) libc.close(this.listenFd);

@@ -2,6 +2,7 @@
 // backend program conventions: --socket-path or --fd (exclusive) for the
 // channel, --print-capabilities, errors on stderr with a non-zero exit.
 import { parseArgs } from "node:util";
+import { parseAddress } from "../link/transport/address.js";
 import { LinkEndpointSpec } from "./link-endpoint.js";
 import { LogFormat, LogLevel } from "./log.js";
 
@@ -74,6 +75,16 @@ function integer(flag: string, text: string, min: number, max = Number.MAX_SAFE_
   return n;
 }
 
+/** A transport address, checked before anything is opened. */
+function address(flag: string, text: string): string {
+  try {
+    parseAddress(text);
+  } catch (err) {
+    throw new UsageError(`${flag}: ${(err as Error).message}`);
+  }
+  return text;
+}
+
 export function parseRelayCli(argv: string[]): ParsedCli {
   let values;
   try {
@@ -106,8 +117,8 @@ export function parseRelayCli(argv: string[]): ParsedCli {
       : `--${channels.join(" and --")} are exclusive: give exactly one channel to the agent`);
   }
   const link: LinkEndpointSpec = values["socket-path"] !== undefined ? { listen: `unix:${values["socket-path"]}` }
-    : values.listen !== undefined ? { listen: values.listen }
-    : values.connect !== undefined ? { connect: values.connect }
+    : values.listen !== undefined ? { listen: address("--listen", values.listen) }
+    : values.connect !== undefined ? { connect: address("--connect", values.connect) }
     : { fd: integer("--fd", values.fd as string, 0) };
 
   const sources = values.source ?? [];

@@ -35,6 +35,8 @@ export interface RunningRelay {
   devices: GuestDevices;
   endpoint: LinkEndpoint;
   control: ControlServer | null;
+  /** What the relay serves, for the "relay ready" line its command logs once every listener of its own is up too. */
+  ready: Record<string, unknown>;
   stop(): Promise<void>;
 }
 
@@ -99,7 +101,6 @@ export async function startRelay(opts: DaemonOptions): Promise<RunningRelay> {
     await core.shutdown();
     throw err;
   });
-  log("relay ready", { link: endpoint.description, sources: opts.sources.map((s) => s.description), viommu: config.devices.viommu, devices: config.devices.entries.length, ...(control ? { control: control.description } : {}) });
 
   let stopped: Promise<void> | null = null;
   return {
@@ -107,6 +108,7 @@ export async function startRelay(opts: DaemonOptions): Promise<RunningRelay> {
     devices,
     endpoint,
     control,
+    ready: { link: endpoint.description, sources: opts.sources.map((s) => s.description), viommu: config.devices.viommu, devices: config.devices.entries.length, ...(control ? { control: control.description } : {}) },
     stop: () => {
       stopped ??= (async () => {
         await control?.close();

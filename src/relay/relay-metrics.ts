@@ -3,7 +3,7 @@
 import { AnswerOrigin, EndReason } from "../fault/fault-group.js";
 import type { SessionDownCause } from "./agent-flow.js";
 import { DropReason } from "../fault/ledger.js";
-import { LatencyHistogram } from "./latency-histogram.js";
+import { LatencyRecorder } from "./latency-histogram.js";
 
 export type SessionState = "waiting" | "handshake" | "up";
 
@@ -43,10 +43,16 @@ export class RelayMetrics {
   sessionState: SessionState = "waiting";
   lastSessionDownReason = "";
   creditWindow = 0;
-  /** From a group's read to its answer's write, for every origin. */
-  readonly latency = new LatencyHistogram();
+  /** From a group's read to its answer's write, for every origin: since start, and `.recent` for the last seconds. */
+  readonly latency: LatencyRecorder;
   /** The same, for guest answers only: what the guest path costs. */
-  readonly guestLatency = new LatencyHistogram();
+  readonly guestLatency: LatencyRecorder;
+
+  /** clock: whole seconds for the recent latency window (tests pass their own). */
+  constructor(clock?: () => number) {
+    this.latency = new LatencyRecorder(clock);
+    this.guestLatency = new LatencyRecorder(clock);
+  }
 
   countAnswer(origin: AnswerOrigin, code: number): void {
     let c = this.answers.get(origin);

@@ -12,12 +12,13 @@ import { SyntheticSource } from "../fault/sources/synthetic-source.js";
 import { checkEmulatorFd, checkFaultFd, FdCheck } from "../kernel/fd-kind.js";
 import { IommuFd } from "../kernel/iommufd.js";
 import { Logger } from "./log.js";
+import { StartupError } from "./startup-error.js";
 
 /** Above every fd number (the kernel's nr_open ceiling is 2^20), so an in-process source never shares an id with a fd. */
 const SYNTHETIC_ID = 0x10_0000;
 
 /** A source the operator named that cannot be used: one line, exit 1. */
-export class SourceError extends Error {
+export class SourceError extends StartupError {
   override readonly name = "SourceError";
 }
 

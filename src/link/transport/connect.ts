@@ -6,6 +6,7 @@ import type { ByteStream, StreamListener } from "./byte-stream.js";
 import { openCharDevice } from "./chardev.js";
 import type { NetworkListenOptions } from "./listen-policy.js";
 import { connectTcp, TcpListener } from "./tcp.js";
+import { TransportError } from "./transport-error.js";
 import { connectUnix, UnixListener } from "./unix.js";
 import { connectWebSocket, WebSocketListener } from "./websocket.js";
 
@@ -41,7 +42,7 @@ export async function listen(address: string | TransportAddress, options: Listen
     case "ws":
       return WebSocketListener.listen(a.host, a.port, a.path, options);
     case "chardev":
-      throw new Error(
+      throw new TransportError(
         `${formatAddress(a)}: a character device is opened, not listened on; use connect() with it ` +
           `(the guest agent's side), and listen on unix:, tcp: or ws:// on the host.`,
       );

@@ -3,6 +3,7 @@
 // control server.
 import { lstat, unlink } from "node:fs/promises";
 import { createConnection, type Server } from "node:net";
+import { TransportError } from "./transport-error.js";
 
 /** Resolves true if something accepts a stream connection on path, false on ECONNREFUSED. */
 function someoneListens(path: string): Promise<boolean> {
@@ -14,7 +15,7 @@ function someoneListens(path: string): Promise<boolean> {
     });
     probe.once("error", (err: NodeJS.ErrnoException) => {
       if (err.code === "ECONNREFUSED") resolve(false);
-      else reject(new Error(`unix:${path}: cannot tell whether the existing socket is in use: ${err.message}`, { cause: err }));
+      else reject(new TransportError(`unix:${path}: cannot tell whether the existing socket is in use: ${err.message}; remove it if no process serves it, or choose another path`, { cause: err }));
     });
   });
 }
@@ -30,17 +31,20 @@ export async function removeStaleSocket(path: string, listens: (path: string) =>
   try {
     isSocket = (await lstat(path)).isSocket();
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    // A missing directory is found and told by the bind that follows.
+    if (code === "ENOENT") return;
+    if (code === "ENOTDIR") throw new TransportError(`unix:${path}: a part of the path is a file, not a directory; choose another path`);
+    throw new TransportError(`unix:${path}: cannot look at the path: ${(err as Error).message}; choose another path`, { cause: err });
   }
   if (!isSocket) {
-    throw new Error(`unix:${path}: the path exists and is not a socket; refusing to replace it. Remove it or choose another path.`);
+    throw new TransportError(`unix:${path}: the path exists and is not a socket; refusing to replace it. Remove it or choose another path.`);
   }
   if (await listens(path)) {
-    throw new Error(`unix:${path}: another process is listening on this socket; stop it or choose another path.`);
+    throw new TransportError(`unix:${path}: another process is listening on this socket (another relay for this VM?); stop it or choose another path.`);
   }
   await unlink(path).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== "ENOENT") throw err;
+    if (err.code !== "ENOENT") throw new TransportError(`unix:${path}: cannot remove the socket file a dead process left: ${err.message}; remove it yourself or choose another path`, { cause: err });
   });
 }
 

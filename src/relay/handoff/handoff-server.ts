@@ -15,8 +15,10 @@ import { SeqpacketServer, type ServerEvent } from "../../kernel/seqpacket-server
 import { SyscallError } from "../../kernel/errno.js";
 import { connectSeqpacket, pidfdOpen, type PeerCred } from "../../kernel/unix-rights.js";
 import * as libc from "../../kernel/libc.js";
+import { listenProblem } from "../../link/transport/transport-error.js";
 import { removeStaleSocket } from "../../link/transport/unix-socket-file.js";
 import { Logger } from "../log.js";
+import { StartupError } from "../startup-error.js";
 import { RateLimitedLog } from "../rate-limited-log.js";
 import { AttachQueue, encodeReply, HANDOFF_VERSION, HandoffError, HandoffReply, parseRequest, refusal } from "./handoff-message.js";
 
@@ -96,6 +98,9 @@ export class HandoffServer {
     let server: SeqpacketServer;
     try {
       server = await SeqpacketServer.listen(path);
+    } catch (err) {
+      if (!(err instanceof SyscallError)) throw err;
+      throw new StartupError(`handoff socket: cannot listen on unix:${path}: ${listenProblem({ kind: "unix", path }, err)}`, { cause: err });
     } finally {
       process.umask(previous);
     }
