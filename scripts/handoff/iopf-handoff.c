@@ -3,7 +3,7 @@
  * version 1 (docs/handoff.md). One file, libc only: a VMM developer can copy
  * its functions, and a script or libvirt hook can run it as it is.
  *
- *   iopf-handoff --socket PATH attach --fd N --fault-id ID --devices JSON
+ *   iopf-handoff --socket PATH attach [--fd N] --fault-id ID --devices JSON
  *                [--viommu MODEL] [--emulator]
  *   iopf-handoff --socket PATH detach --fault-id ID [--dev ID]...
  *   iopf-handoff --socket PATH --json TEXT [--fd N]...
@@ -13,6 +13,13 @@
  * stdout and exits 0 when the reply says "ok": true, 1 when the relay
  * refused (its error on stderr, one line) or could not be reached, and 2 for
  * a usage error (nothing is sent).
+ *
+ * The relay binds the handoff to the process that connects and lets go of
+ * everything it was handed when that process exits (docs/handoff.md,
+ * section 3). A VMM therefore sends its requests itself, from its own
+ * process (the functions below are written to be copied); run as a separate
+ * program, this client is for scripts and tests, and its own exit counts as
+ * the end of the process that handed the queue over.
  *
  * Build: gcc -O2 -Wall -Wextra -std=gnu11 -o iopf-handoff iopf-handoff.c
  */
@@ -43,7 +50,7 @@ enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2 };
 #define MAX_DEPTH 32
 
 static const char USAGE[] =
-	"usage: iopf-handoff --socket PATH attach --fd N --fault-id ID --devices JSON\n"
+	"usage: iopf-handoff --socket PATH attach [--fd N] --fault-id ID --devices JSON\n"
 	"                    [--viommu MODEL] [--emulator]\n"
 	"       iopf-handoff --socket PATH detach --fault-id ID [--dev ID]...\n"
 	"       iopf-handoff --socket PATH --json TEXT [--fd N]...\n"
@@ -56,6 +63,7 @@ static const char USAGE[] =
 	"            as the fault queue whose fault object id is ID, with the\n"
 	"            devices whose HWPTs use it: JSON is an array of device objects,\n"
 	"            e.g. '[{\"devId\":3,\"endpointId\":8,\"name\":\"nic0\"}]'.\n"
+	"            Without --fd it adds the devices to queue ID, attached before.\n"
 	"            --viommu names the guest's vIOMMU model; --emulator sends the\n"
 	"            kernel emulator's fd instead of a fault fd (tests only).\n"
 	"  detach    asks the relay to answer and let go of the devices named by\n"
@@ -147,6 +155,11 @@ static void buf_add(struct buf *b, const char *s, size_t n)
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
 	b->p[b->len] = '\0';
+}
+
+static void buf_str(struct buf *b, const char *s)
+{
+	buf_add(b, s, strlen(s));
 }
 
 static void buf_addf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -607,8 +620,10 @@ static void parse_args(int argc, char **argv, struct args *a)
 	if (!a->have_fault_id)
 		usage_error("%s needs --fault-id ID: the fault object's id in the VMM's iommufd", a->command);
 	if (strcmp(a->command, "attach") == 0) {
-		if (a->nfds != 1)
-			usage_error("attach sends exactly one fault fd: give --fd N once (got %zu)", a->nfds);
+		if (a->nfds > 1)
+			usage_error("attach sends one fault fd: give --fd N once (got %zu)", a->nfds);
+		if (a->emulator && a->nfds == 0)
+			usage_error("--emulator describes the fd sent: it needs --fd N");
 		if (!a->devices)
 			usage_error("attach needs --devices JSON: an array of the devices whose HWPTs use this fault queue");
 		if (!json_is(a->devices, strlen(a->devices), '[', NULL))
@@ -627,31 +642,34 @@ static void build_request(const struct args *a, struct buf *req)
 {
 	buf_addf(req, "{\"v\":%d,\"op\":\"%s\"", HANDOFF_VERSION, a->command);
 	if (strcmp(a->command, "attach") == 0) {
-		/* The one fd sent is index 0 of the message's SCM_RIGHTS fds. */
-		buf_addf(req, ",\"queues\":[{\"fd\":0,\"faultId\":%u", a->fault_id);
+		buf_str(req, ",\"queues\":[{");
+		/* The one fd sent is index 0 of the message's SCM_RIGHTS fds; none adds devices to an attached queue. */
+		if (a->nfds)
+			buf_str(req, "\"fd\":0,");
+		buf_addf(req, "\"faultId\":%u", a->fault_id);
 		if (a->viommu) {
-			buf_add(req, ",\"viommu\":", 10);
+			buf_str(req, ",\"viommu\":");
 			buf_json_string(req, a->viommu);
 		}
 		if (a->emulator)
-			buf_add(req, ",\"emulator\":true", 16);
-		buf_add(req, ",\"devices\":", 11);
+			buf_str(req, ",\"emulator\":true");
+		buf_str(req, ",\"devices\":");
 		/* Checked above to be one JSON array; sent without its surrounding whitespace. */
 		struct json j = { a->devices, a->devices + strlen(a->devices) };
 		j_ws(&j);
 		const char *start = j.p;
 		j_value(&j, 0, NULL);
 		buf_add(req, start, (size_t)(j.p - start));
-		buf_add(req, "}]}", 3);
+		buf_str(req, "}]}");
 	} else {
 		buf_addf(req, ",\"faultId\":%u", a->fault_id);
 		if (a->ndevs) {
-			buf_add(req, ",\"devIds\":[", 11);
+			buf_str(req, ",\"devIds\":[");
 			for (size_t i = 0; i < a->ndevs; i++)
 				buf_addf(req, "%s%u", i ? "," : "", a->devs[i]);
-			buf_add(req, "]", 1);
+			buf_str(req, "]");
 		}
-		buf_add(req, "}", 1);
+		buf_str(req, "}");
 	}
 	if (req->len > MAX_MESSAGE)
 		usage_error("the request is %zu bytes; the protocol allows at most %d: hand the devices over in several attach requests",

@@ -101,6 +101,15 @@ test("attach --emulator marks the queue; the fd number given is the one sent, wh
   t.is(r.code, 0, r.stderr);
 });
 
+test("attach without --fd adds devices to a queue attached before: no fd key, no fds sent", async (t) => {
+  const stub = await startStub(t, '{"v":1,"op":"attach","ok":true,"queues":[{"faultId":5,"devices":2}]}');
+  const r = await client(["--socket", stub.path, "attach", "--fault-id", "5", "--devices", '[{"devId":4,"endpointId":9}]']);
+  const got = await stub.received;
+  t.is(got.text, '{"v":1,"op":"attach","queues":[{"faultId":5,"devices":[{"devId":4,"endpointId":9}]}]}');
+  t.deepEqual(got.fds, []);
+  t.is(r.code, 0, r.stderr);
+});
+
 test("detach: the devices named, or none for the whole queue; no fds sent", async (t) => {
   const some = await startStub(t, '{"v":1,"op":"detach","ok":true,"answered":2}');
   const r1 = await client(["--socket", some.path, "detach", "--fault-id", "5", "--dev", "3", "--dev", "4"]);
@@ -198,7 +207,7 @@ test("usage errors exit 2 with one line and send nothing", async (t) => {
     [["--socket", sock, "plug"], /unexpected argument "plug"/],
     [["--socket", sock, "attach", "--fd", "3", "--devices", "[]"], /attach needs --fault-id ID/],
     [["--socket", sock, "attach", "--fd", "3", "--fault-id", "5"], /attach needs --devices JSON/],
-    [["--socket", sock, "attach", "--fault-id", "5", "--devices", "[]"], /give --fd N once \(got 0\)/],
+    [["--socket", sock, "attach", "--fault-id", "5", "--devices", "[]", "--emulator"], /--emulator describes the fd sent: it needs --fd N/],
     [["--socket", sock, "attach", "--fd", "3", "--fd", "3", "--fault-id", "5", "--devices", "[]"], /give --fd N once \(got 2\)/],
     [["--socket", sock, "attach", "--fd", "99", "--fault-id", "5", "--devices", "[]"], /--fd 99 is not an open file descriptor/],
     [["--socket", sock, "attach", "--fd", "3", "--fault-id", "4294967296", "--devices", "[]"], /--fault-id expects a decimal number from 0 to 4294967295, got "4294967296"/],
@@ -227,7 +236,7 @@ test("usage errors exit 2 with one line and send nothing", async (t) => {
 test("--help prints the usage and exits 0", async (t) => {
   const r = await client(["--help"]);
   t.is(r.code, 0);
-  t.regex(r.stdout, /^usage: iopf-handoff --socket PATH attach --fd N --fault-id ID --devices JSON/);
+  t.regex(r.stdout, /^usage: iopf-handoff --socket PATH attach \[--fd N\] --fault-id ID --devices JSON/);
   t.is(r.stderr, "");
 });
 
