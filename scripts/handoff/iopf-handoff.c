@@ -4,7 +4,7 @@
  * its functions, and a script or libvirt hook can run it as it is.
  *
  *   iopf-handoff --socket PATH attach [--fd N] --fault-id ID --devices JSON
- *                [--viommu MODEL] [--emulator]
+ *                [--viommu MODEL] [--emulator] [--vmm-pid PID]
  *   iopf-handoff --socket PATH detach --fault-id ID [--dev ID]...
  *   iopf-handoff --socket PATH --json TEXT [--fd N]...
  *
@@ -14,12 +14,13 @@
  * refused (its error on stderr, one line) or could not be reached, and 2 for
  * a usage error (nothing is sent).
  *
- * The relay binds the handoff to the process that connects and lets go of
- * everything it was handed when that process exits (docs/handoff.md,
- * section 3). A VMM therefore sends its requests itself, from its own
- * process (the functions below are written to be copied); run as a separate
- * program, this client is for scripts and tests, and its own exit counts as
- * the end of the process that handed the queue over.
+ * The relay ties what it is handed to the life of one VMM process
+ * (docs/handoff.md, section 3): the peer that connects, unless the peer is a
+ * manager (root or the relay's own user), which names the VMM with
+ * --vmm-pid. A VMM that is not a manager therefore sends its requests from
+ * its own process (the functions below are written to be copied): run as a
+ * child of the VMM under the VMM's uid, this program would be the process
+ * the queue is tied to, and its exit would end the handoff.
  *
  * Build: gcc -O2 -Wall -Wextra -std=gnu11 -o iopf-handoff iopf-handoff.c
  */
@@ -51,7 +52,7 @@ enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2 };
 
 static const char USAGE[] =
 	"usage: iopf-handoff --socket PATH attach [--fd N] --fault-id ID --devices JSON\n"
-	"                    [--viommu MODEL] [--emulator]\n"
+	"                    [--viommu MODEL] [--emulator] [--vmm-pid PID]\n"
 	"       iopf-handoff --socket PATH detach --fault-id ID [--dev ID]...\n"
 	"       iopf-handoff --socket PATH --json TEXT [--fd N]...\n"
 	"       iopf-handoff --help\n"
@@ -66,6 +67,8 @@ static const char USAGE[] =
 	"            Without --fd it adds the devices to queue ID, attached before.\n"
 	"            --viommu names the guest's vIOMMU model; --emulator sends the\n"
 	"            kernel emulator's fd instead of a fault fd (tests only).\n"
+	"            --vmm-pid names the VMM process the queue belongs to, when a\n"
+	"            manager (root, the relay's user) hands it over for the VMM.\n"
 	"  detach    asks the relay to answer and let go of the devices named by\n"
 	"            --dev, or of the whole queue without --dev. Detach them from\n"
 	"            their HWPT (or destroy the fault object) only after this\n"
@@ -550,7 +553,7 @@ static int parse_fd(const char *s)
 struct args {
 	const char *socket, *command, *devices, *viommu, *json;
 	bool emulator, have_fault_id;
-	uint32_t fault_id;
+	uint32_t fault_id, vmm_pid;
 	int fds[MAX_FDS];
 	size_t nfds;
 	uint32_t *devs;
@@ -585,6 +588,10 @@ static void parse_args(int argc, char **argv, struct args *a)
 			a->devices = value_of(argc, argv, &i);
 		} else if (strcmp(arg, "--viommu") == 0) {
 			a->viommu = value_of(argc, argv, &i);
+		} else if (strcmp(arg, "--vmm-pid") == 0) {
+			a->vmm_pid = parse_u32(arg, value_of(argc, argv, &i));
+			if (a->vmm_pid == 0 || a->vmm_pid > INT_MAX)
+				usage_error("--vmm-pid expects the VMM's process id, got %u", a->vmm_pid);
 		} else if (strcmp(arg, "--emulator") == 0) {
 			a->emulator = true;
 		} else if (strcmp(arg, "--dev") == 0) {
@@ -611,7 +618,7 @@ static void parse_args(int argc, char **argv, struct args *a)
 	if (a->json) {
 		if (a->command)
 			usage_error("--json replaces the %s command: give one or the other", a->command);
-		if (a->have_fault_id || a->devices || a->viommu || a->emulator || a->ndevs)
+		if (a->have_fault_id || a->devices || a->viommu || a->emulator || a->ndevs || a->vmm_pid)
 			usage_error("--json takes only --socket and --fd: the request is the JSON text as given");
 		return;
 	}
@@ -632,8 +639,8 @@ static void parse_args(int argc, char **argv, struct args *a)
 		if (a->ndevs)
 			usage_error("--dev belongs to detach; attach takes its devices in --devices");
 	} else {
-		if (a->nfds || a->devices || a->viommu || a->emulator)
-			usage_error("detach takes only --fault-id and --dev: no fds, devices, vIOMMU or emulator");
+		if (a->nfds || a->devices || a->viommu || a->emulator || a->vmm_pid)
+			usage_error("detach takes only --fault-id and --dev: no fds, devices, vIOMMU, emulator or VMM pid");
 	}
 }
 
@@ -642,6 +649,8 @@ static void build_request(const struct args *a, struct buf *req)
 {
 	buf_addf(req, "{\"v\":%d,\"op\":\"%s\"", HANDOFF_VERSION, a->command);
 	if (strcmp(a->command, "attach") == 0) {
+		if (a->vmm_pid)
+			buf_addf(req, ",\"vmmPid\":%u", a->vmm_pid);
 		buf_str(req, ",\"queues\":[{");
 		/* The one fd sent is index 0 of the message's SCM_RIGHTS fds; none adds devices to an attached queue. */
 		if (a->nfds)

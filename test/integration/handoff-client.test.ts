@@ -2,15 +2,17 @@
 // against a stub relay: a python3 SOCK_SEQPACKET server that records the one
 // datagram it gets (its text, and where each fd passed with it points), then
 // sends a given reply or closes. Checks the exact requests the client builds,
-// that the fd it inherited arrives, and its exit codes and messages.
+// that the fd it inherited arrives, and its exit codes and messages. Then the
+// same client against a real relay on the kernel-exact emulator.
 import test, { type ExecutionContext } from "ava";
 import { execFileSync, spawn } from "node:child_process";
-import { closeSync, openSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { buildHandoffClient } from "../../scripts/handoff/build-client.js";
-import { tempDir } from "./control-harness.js";
+import { KernelEmulator } from "../../src/fault/emulator/kernel-emulator.js";
+import { RELAY_CLI, tempDir, until } from "./control-harness.js";
 
 const STUB = `
 import json, os, socket, sys
@@ -98,6 +100,14 @@ test("attach --emulator marks the queue; the fd number given is the one sent, wh
   const got = await stub.received;
   t.is(got.text, '{"v":1,"op":"attach","queues":[{"fd":0,"faultId":4294967295,"emulator":true,"devices":[]}]}');
   t.deepEqual(got.fds, [queue.path]);
+  t.is(r.code, 0, r.stderr);
+});
+
+test("attach --vmm-pid names the VMM a manager hands the queue over for", async (t) => {
+  const stub = await startStub(t, '{"v":1,"op":"attach","ok":true,"queues":[{"faultId":5,"devices":1}]}');
+  const queue = fileFd(t, "fault-queue");
+  const r = await client(["--socket", stub.path, "attach", "--vmm-pid", "4242", "--fd", "3", "--fault-id", "5", "--devices", DEVICES], [queue.fd]);
+  t.is((await stub.received).text, `{"v":1,"op":"attach","vmmPid":4242,"queues":[{"fd":0,"faultId":5,"devices":${DEVICES}}]}`);
   t.is(r.code, 0, r.stderr);
 });
 
@@ -219,6 +229,8 @@ test("usage errors exit 2 with one line and send nothing", async (t) => {
     [["--socket", sock, "attach", "--fd", "3", "--fault-id", "5", "--devices", "[]", "--dev", "3"], /--dev belongs to detach/],
     [["--socket", sock, "attach", "--fd", "3", "--fault-id", "5", "--devices", `[${'"x",'.repeat(20_000)}"x"]`], /the request is \d+ bytes; the protocol allows at most 65536/],
     [["--socket", sock, "detach", "--fault-id", "5", "--fd", "3"], /detach takes only --fault-id and --dev/],
+    [["--socket", sock, "detach", "--fault-id", "5", "--vmm-pid", "7"], /detach takes only --fault-id and --dev/],
+    [["--socket", sock, "attach", "--fd", "3", "--fault-id", "5", "--devices", "[]", "--vmm-pid", "0"], /--vmm-pid expects the VMM's process id, got 0/],
     [["--socket", sock, "detach", "--fault-id", "5", "--dev"], /--dev needs a value/],
     [["--socket", sock, "--json", "{}", "attach"], /--json replaces the attach command/],
     [["--socket", sock, "--json", "{}", "--fault-id", "5"], /--json takes only --socket and --fd/],
@@ -260,4 +272,53 @@ test("no relay at the path, a socket nobody listens on, a stream socket: exit 1 
   t.is(wrong.code, 1);
   t.regex(wrong.stderr, /is not a SOCK_SEQPACKET socket: is it the relay's --handoff socket/);
   for (const r of [missing, refused, wrong]) t.true(oneLine(r.stderr), r.stderr);
+});
+
+test("against a real relay: attach an emulator's fd, detach a device, detach the queue; a file that is not a fault fd is refused", async (t) => {
+  const dir = tempDir(t, "iopf-handoff-relay-");
+  writeFileSync(join(dir, "relay.json"), JSON.stringify({ viommu: "virtio-iommu", devices: [] }));
+  const handoff = join(dir, "handoff.sock");
+  const relay = spawn(process.execPath, [RELAY_CLI, "--handoff", `unix:${handoff}`, "--config", join(dir, "relay.json"),
+    "--socket-path", join(dir, "link.sock"), "--log-format", "json"], { stdio: ["ignore", "ignore", "pipe"] });
+  let logs = "";
+  relay.stderr!.on("data", (b: Buffer) => (logs += b.toString()));
+  t.teardown(() => void relay.kill("SIGKILL"));
+  await until(() => /"msg":"handoff socket listening"/.test(logs), 20_000, "the relay's handoff socket");
+  const emu = await KernelEmulator.start({ mode: "kernel-exact" });
+  t.teardown(() => emu.close());
+  const relayHolds = (target: string): boolean => readdirSync(`/proc/${relay.pid}/fd`).some((fd) => {
+    try {
+      return readlinkSync(`/proc/${relay.pid}/fd/${fd}`) === target;
+    } catch {
+      return false;
+    }
+  });
+  const queueFile = readlinkSync(`/proc/self/fd/${emu.faultFd}`);
+
+  const devices = '[{"devId":1,"endpointId":1,"name":"nic0"},{"devId":2,"endpointId":2}]';
+  const attached = await client(["--socket", handoff, "attach", "--emulator", "--fd", "3", "--fault-id", "7", "--devices", devices], [emu.faultFd]);
+  t.is(attached.code, 0, attached.stderr);
+  t.deepEqual(JSON.parse(attached.stdout), { v: 1, op: "attach", ok: true, queues: [{ faultId: 7, devices: 2 }] });
+  t.true(relayHolds(queueFile), "the relay holds the queue's fd");
+
+  const device = await client(["--socket", handoff, "detach", "--fault-id", "7", "--dev", "2"]);
+  t.is(device.code, 0, device.stderr);
+  t.like(JSON.parse(device.stdout), { op: "detach", ok: true, answered: 0 });
+
+  const unknown = await client(["--socket", handoff, "detach", "--fault-id", "8"]);
+  t.is(unknown.code, 1);
+  t.true(oneLine(unknown.stderr), unknown.stderr);
+  t.regex(unknown.stderr, /^iopf-handoff: the relay refused detach: .*8/);
+
+  const queue = await client(["--socket", handoff, "detach", "--fault-id", "7"]);
+  t.is(queue.code, 0, queue.stderr);
+  t.like(JSON.parse(queue.stdout), { op: "detach", ok: true, closed: true });
+  await until(() => !relayHolds(queueFile), 10_000, "the relay to close its copy of the queue's fd");
+
+  const notAQueue = fileFd(t, "not-a-fault-queue");
+  const refused = await client(["--socket", handoff, "attach", "--fd", "3", "--fault-id", "9", "--devices", "[]"], [notAQueue.fd]);
+  t.is(refused.code, 1);
+  t.true(oneLine(refused.stderr), refused.stderr);
+  t.regex(refused.stderr, /^iopf-handoff: the relay refused attach: .*not-a-fault-queue/);
+  t.false(relayHolds(notAQueue.path), "the relay closed the refused fd");
 });
