@@ -1,7 +1,7 @@
 /*
  * iopf-handoff: the reference client of iopf-relay's handoff protocol,
  * version 1 (docs/handoff.md). One file, libc only: a VMM developer can copy
- * its functions, and a script or libvirt hook can run it as it is.
+ * its functions, and a script or a manager (root) can run it as it is.
  *
  *   iopf-handoff --socket PATH attach [--fd N] --fault-id ID --devices JSON
  *                [--viommu MODEL] [--emulator] [--vmm-pid PID]
