@@ -1,0 +1,22 @@
+// The reference handoff client (iopf-handoff.c beside this file), compiled as
+// the project compiles its C: gcc, cached under ~/.cache/iopf-relay/bin by a
+// hash of the source. It links only against glibc, which the test guest has
+// (scripts/vm/initramfs.ts copies node's shared libraries), so the same
+// binary runs on the host and in the VM.
+import { join } from "node:path";
+import { compileC } from "../../src/fault/emulator/compile-c.js";
+import { projectRoot } from "../vm/paths.js";
+
+export const handoffClientSource = join(projectRoot, "scripts", "handoff", "iopf-handoff.c");
+
+let built: Promise<string> | undefined;
+
+/**
+ * The path of the compiled client (compiling it on first use). One compile
+ * per process: compileC's temporary file is named by the pid, so two
+ * concurrent calls in one process would race on it.
+ */
+export function buildHandoffClient(): Promise<string> {
+  built ??= compileC(handoffClientSource);
+  return built;
+}
