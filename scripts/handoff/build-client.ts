@@ -9,14 +9,7 @@ import { projectRoot } from "../vm/paths.js";
 
 export const handoffClientSource = join(projectRoot, "scripts", "handoff", "iopf-handoff.c");
 
-let built: Promise<string> | undefined;
-
-/**
- * The path of the compiled client (compiling it on first use). One compile
- * per process: compileC's temporary file is named by the pid, so two
- * concurrent calls in one process would race on it.
- */
+/** The path of the compiled client (compiling it on first use). */
 export function buildHandoffClient(): Promise<string> {
-  built ??= compileC(handoffClientSource);
-  return built;
+  return compileC(handoffClientSource);
 }
