@@ -17,6 +17,7 @@ export function statusText(s: RelayStatus): string {
     `relay        ${s.software}, pid ${s.pid}, up ${s.uptimeS} s, ${s.viommu}`,
     `sources      ${s.sources.join(", ")}${s.inject.synthetic || s.inject.emulator ? `  (inject: ${[s.inject.synthetic ? "synthetic" : "", s.inject.emulator ? "emulator" : ""].filter(Boolean).join(", ")})` : ""}`,
     `session      ${session}; ${s.session.up} up, ${s.session.down} down so far`,
+    ...(s.session.flapping ? [`             FLAPPING: agent connections keep taking the session from each other (${s.session.takeovers} takeovers): are two agents using this socket?`] : []),
     `in flight    ${s.inFlight} groups (${s.queued} waiting for credit)`,
     `groups       ${c.groups} read from ${c.records} records, ${c.sent} sent to the agent`,
     `answers      ${c.answered}: guest ${guest.success} success / ${guest.invalid} invalid, deadline ${c.deadlines}${otherOrigins ? `, ${otherOrigins}` : ""}`,

@@ -11,12 +11,14 @@ import { fileURLToPath } from "node:url";
 import { ANSWER_ORIGINS } from "../../src/fault/fault-group.js";
 import { RECENT_WINDOW_S } from "../../src/relay/latency-histogram.js";
 import { RelayProc, startAgent, startRelay, waitStatus } from "./control-harness.js";
+import { reconnectingAgent } from "../support/reconnecting-agent.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 // The page's own globals, for the functions that run in it (this project compiles without the DOM's types).
 interface Element {
   textContent: string;
   className: string;
+  hidden: boolean;
   classList: { contains(c: string): boolean };
   getBoundingClientRect(): { right: number; width: number };
   querySelectorAll(s: string): ArrayLike<Element>;
@@ -199,5 +201,26 @@ test("the relay gone: the panels grey out and say since when, instead of showing
   t.regex(state.filter, /grayscale\(1\)/, "the panels are greyed");
   t.not(state.session, GREEN, "the last session state is not shown as live");
   await shoot(t, page, "relay-gone");
+  t.deepEqual(problems, [], "no script errors in the page");
+});
+
+test("two agents taking the session from each other: the session card says so, in red", async (t) => {
+  const relay = await startRelay(t, { source: "synthetic", config: { viommu: "virtio-iommu", devices: [{ devId: 1, endpointId: 8, name: "nic0" }] } });
+  const { page, problems, wait } = await open(t, relay);
+  // Each new connection that completes a handshake takes the session over; the replaced ones back off and come back.
+  for (let i = 0; i < 4; i++) {
+    const agent = reconnectingAgent(relay.socketPath, 0);
+    t.teardown(() => agent.stop());
+    await waitStatus(relay.control, (s) => s.session.takeovers >= i, `takeover ${i}`);
+  }
+  await waitStatus(relay.control, (s) => s.session.flapping, "the flapping");
+  await wait((id) => document.getElementById(id)?.hidden === false, "flapping");
+  const state = await page.evaluate(() => ({
+    text: document.getElementById("flapping")!.textContent,
+    color: getComputedStyle(document.getElementById("flapping")!).color,
+  }), null);
+  t.regex(state.text ?? "", /^Agents keep taking the session from each other \(\d+ takeovers since start\): are two agents using this socket\?$/);
+  t.is(state.color, RED);
+  await shoot(t, page, "flapping");
   t.deepEqual(problems, [], "no script errors in the page");
 });

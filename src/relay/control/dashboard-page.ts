@@ -61,6 +61,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   #events div { white-space: pre; overflow: hidden; text-overflow: ellipsis; border-bottom: 1px dotted var(--line); }
   .k-expired, .k-dropped, .k-session-down { color: var(--bad); } .k-session-up { color: var(--ok); } .k-answered { color: var(--ok); }
   .k-answered.c-invalid { color: var(--warn); }
+  #flapping { color: var(--bad); font-weight: 600; }
   svg { width: 100%; height: 60px; }
 </style>
 </head>
@@ -68,7 +69,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 <header><h1>iopf-relay</h1><span class="sub" id="software">connecting…</span><span id="conn">○ offline</span></header>
 <div id="gone" role="status"></div>
 <main>
-  <div class="card"><h2>Session</h2><div class="big" id="session">–</div><div class="small" id="agent"></div></div>
+  <div class="card"><h2>Session</h2><div class="big" id="session">–</div><div class="small" id="agent"></div><div class="small" id="flapping" hidden></div></div>
   <div class="card"><h2>Groups in flight</h2><div class="big" id="inflight">–</div><div class="small" id="queued"></div></div>
   <div class="card"><h2>Groups per second</h2><div class="big" id="rate">–</div><svg id="spark" viewBox="0 0 120 60" preserveAspectRatio="none"><polygon id="sparkarea" fill="#2f6fdf22" points=""/><polyline id="sparkline" fill="none" stroke="#2f6fdf" stroke-width="1.5" vector-effect="non-scaling-stroke" points=""/></svg><div class="small">last 60 s</div></div>
   <div class="card"><h2>Answers <span class="small" style="text-transform:none;font-weight:400">by origin: success / invalid</span></h2><div class="big" id="answered">–</div><div id="answerparts"></div><div class="small" id="answerextra"></div></div>
@@ -117,6 +118,9 @@ export const DASHBOARD_JS = String.raw`"use strict";
     st.className = "big state-" + s.session.state;
     $("agent").textContent = s.session.agent ? s.session.agent + " · epoch " + s.session.epoch + " · window " + s.creditWindow
       : (s.session.lastDownReason ? "last down: " + s.session.lastDownReason : "no agent has connected yet");
+    var flap = $("flapping");
+    flap.hidden = !s.session.flapping;
+    flap.textContent = s.session.flapping ? "Agents keep taking the session from each other (" + s.session.takeovers + " takeovers since start): are two agents using this socket?" : "";
     $("inflight").textContent = fmt(s.inFlight);
     $("queued").textContent = s.queued + " waiting for credit";
     var c = s.counters;

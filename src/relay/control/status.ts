@@ -34,7 +34,11 @@ export interface RelayStatus {
   sources: string[];
   /** Whether POST /api/inject is served (the relay has a synthetic source or the kernel emulator). */
   inject: { synthetic: boolean; emulator: boolean };
-  session: { state: string; epoch: number | null; agent: string | null; up: number; down: number; lastDownReason: string };
+  /**
+   * The guest link's session. takeovers: sessions another connection took over; flapping: they come often
+   * (two agents on one socket); refused: connections closed before a handshake.
+   */
+  session: { state: string; epoch: number | null; agent: string | null; up: number; down: number; lastDownReason: string; takeovers: number; flapping: boolean; refused: number };
   creditWindow: number;
   inFlight: number;
   queued: number;
@@ -90,6 +94,9 @@ export function relayStatus(view: RelayView, stats: DeviceStats, stream: EventSt
       up: m.sessionsUp,
       down: m.sessionsDown,
       lastDownReason: m.lastSessionDownReason,
+      takeovers: m.takeovers,
+      flapping: m.flapping(performance.now()),
+      refused: m.connectionsRefused,
     },
     creditWindow: m.creditWindow,
     inFlight: core.inFlight,
