@@ -19,6 +19,7 @@ Commands:
   replay FILE                a recording's group-read events raised again in time order, via inject
                              [--emulator] [--speed X] [--addr A] [--perm rwxp|N]
 
+  --version                  print iopfctl's version and exit
   --control ADDR             the relay's control server: tcp:127.0.0.1:PORT or unix:PATH
                              (default $IOPFCTL_CONTROL, else ${DEFAULT_CONTROL})
   Kinds: ${EVENT_KINDS.join(", ")}`;
@@ -29,6 +30,7 @@ export class CtlUsageError extends Error {
 
 export type CtlCommand =
   | { cmd: "help" }
+  | { cmd: "version" }
   | { cmd: "status"; json: boolean }
   | { cmd: "trace"; filter: EventFilter; json: boolean; count: number }
   | { cmd: "top"; intervalMs: number; iterations: number; plain: boolean }
@@ -40,7 +42,7 @@ const OPTIONS = {
   control: { type: "string" }, json: { type: "boolean" }, dev: { type: "string", multiple: true }, pasid: { type: "string", multiple: true },
   kind: { type: "string", multiple: true }, count: { type: "string" }, interval: { type: "string" }, iterations: { type: "string" },
   plain: { type: "boolean" }, addr: { type: "string" }, perm: { type: "string" }, pages: { type: "string" }, emulator: { type: "boolean" },
-  duration: { type: "string" }, speed: { type: "string" }, help: { type: "boolean", short: "h" },
+  duration: { type: "string" }, speed: { type: "string" }, help: { type: "boolean", short: "h" }, version: { type: "boolean" },
 } as const;
 
 const ALLOWED: Record<string, string[]> = {
@@ -97,6 +99,7 @@ export function parseCtlCli(argv: string[], env: NodeJS.ProcessEnv): { control: 
   const { values: v, positionals } = parsed;
   const control = v.control ?? env.IOPFCTL_CONTROL ?? DEFAULT_CONTROL;
   const [cmd, ...args] = positionals;
+  if (v.version && !v.help) return { control, command: { cmd: "version" } };
   if (v.help || cmd === undefined || cmd === "help") return { control, command: { cmd: "help" } };
   const allowed = ALLOWED[cmd];
   if (!allowed) throw new CtlUsageError(`unknown command "${cmd}"; expected one of ${Object.keys(ALLOWED).join(", ")}`);
