@@ -12,6 +12,7 @@ import { runKeeper } from "../relay/keeper.js";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { createLogger } from "../relay/log.js";
+import { notifyServiceManager } from "../relay/service-manager.js";
 import { openSources } from "../relay/source-factory.js";
 import { SOFTWARE, VERSION } from "../relay/version.js";
 
@@ -57,6 +58,7 @@ async function main(argv: string[]): Promise<number> {
     (info) => process.stdout.write(JSON.stringify(info) + "\n"),
   );
   const relay = await startRelay({ config, link: cli.link, sources: opened.sources, log, software: SOFTWARE, control: cli.control, emulator: opened.emulator, journal: opened.journal });
+  notifyServiceManager("READY=1", log);
 
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
@@ -68,6 +70,7 @@ async function main(argv: string[]): Promise<number> {
       process.exit(1);
     }
     stopping = true;
+    notifyServiceManager("STOPPING=1", log);
     log("stopping: answering every group read", { signal, inFlight: relay.core.inFlight });
     await relay.stop();
     await opened.release();

@@ -8,7 +8,7 @@ import { ByteStream, StreamListener } from "../link/transport/byte-stream.js";
 import { SocketStream } from "../link/transport/socket-stream.js";
 import { Logger } from "./log.js";
 
-export type LinkEndpointSpec = { listen: string } | { connect: string } | { fd: number };
+export type LinkEndpointSpec = { listen: string; socketMode?: number } | { connect: string } | { fd: number };
 
 export interface LinkEndpoint {
   readonly description: string;
@@ -17,7 +17,7 @@ export interface LinkEndpoint {
 
 export async function openLinkEndpoint(spec: LinkEndpointSpec, attach: (stream: ByteStream) => void, log: Logger): Promise<LinkEndpoint> {
   if ("listen" in spec) {
-    const listener: StreamListener = await listen(spec.listen);
+    const listener: StreamListener = await listen(spec.listen, spec.socketMode === undefined ? {} : { socketMode: spec.socketMode });
     listener.on("connection", (stream) => {
       log("agent connection accepted", { on: listener.description, from: stream.description });
       attach(stream);
