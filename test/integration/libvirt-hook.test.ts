@@ -3,7 +3,7 @@
 // and stops it at "release", only for domains that have a device map.
 import test from "ava";
 import { execFileSync } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { chmodSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { projectRoot } from "../../scripts/vm/paths.js";
@@ -17,8 +17,12 @@ test("starts the relay before the domain's QEMU and stops it after, for domains 
   writeFileSync(join(dir, "systemctl"), `#!/bin/sh\necho "$*" >> ${calls}\n`);
   chmodSync(join(dir, "systemctl"), 0o755);
   writeFileSync(join(dir, "vm-1.json"), "{}");
+  // libvirt writes the domain XML on stdin; the hook does not read it, so it gets a file, not a pipe that could break.
+  writeFileSync(join(dir, "domain.xml"), "<domain/>");
+  const xml = openSync(join(dir, "domain.xml"), "r");
+  t.teardown(() => closeSync(xml));
   const hook = (...args: string[]): string => execFileSync("/bin/sh", [HOOK, ...args], {
-    input: "<domain/>", encoding: "utf8",
+    stdio: [xml, "pipe", "pipe"], encoding: "utf8",
     env: { PATH: `${dir}:/usr/bin:/bin`, IOPF_RELAY_CONFIG_DIR: dir },
   });
   const recorded = (): string[] => (existsSync(calls) ? readFileSync(calls, "utf8").split("\n").filter((l) => l) : []);
