@@ -11,7 +11,7 @@ import { createConnection } from "node:net";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { notifySocketAddress, sdNotify } from "../../src/kernel/sd-notify.js";
-import { RELAY_CLI, run, tempDir } from "./control-harness.js";
+import { RELAY_CLI, run, tempDir, type Proc } from "./control-harness.js";
 
 // Binds the address, asks the kernel for each sender's credentials, and prints one JSON line per datagram.
 const RECEIVER = `
@@ -46,6 +46,16 @@ async function receiver(t: ExecutionContext, addr: string): Promise<{ next(): Pr
   });
   await Promise.race([bound, new Promise((_, reject) => child.once("exit", (code) => reject(new Error(`the python3 receiver exited ${code}`))))]);
   return { next: () => (queue.length > 0 ? Promise.resolve(queue.shift()!) : new Promise((resolve) => waiting.push(resolve))) };
+}
+
+/** The first of p or the process's exit, which fails the wait with what the process said. */
+function beforeExit<T>(p: Promise<T>, proc: Proc, what: string): Promise<T> {
+  return Promise.race([p, proc.exited.then((code) => Promise.reject(new Error(`expected ${what}, but the relay exited ${code} first:\n${proc.stderr()}`)))]);
+}
+
+/** A datagram sent just before the process exited: it is in the receiver's queue, so it comes, or the wait fails. */
+function sentBeforeExit(r: { next(): Promise<Datagram> }, what: string): Promise<Datagram> {
+  return Promise.race([r.next(), new Promise<Datagram>((_, reject) => setTimeout(() => reject(new Error(`expected ${what} in the receiver's queue`)), 10_000).unref())]);
 }
 
 const abstractName = (): string => `@iopf-relay-test-${randomBytes(6).toString("hex")}`;
@@ -85,13 +95,13 @@ test("the relay says READY=1 once its socket listens (mode 0600), and STOPPING=1
   const r = await receiver(t, addr);
   const socketPath = join(dir, "link.sock");
   const relay = run(t, RELAY_CLI, ["--source", "synthetic", "--socket-path", socketPath, "--log-format", "json"], { ...process.env, NOTIFY_SOCKET: addr });
-  const ready = await r.next();
+  const ready = await beforeExit(r.next(), relay, "READY=1");
   t.deepEqual(ready, { pid: relay.child.pid, msg: "READY=1" });
   t.true(await connects(socketPath), "the socket accepts connections by the time READY=1 comes");
   t.is(statSync(socketPath).mode & 0o777, 0o600);
   relay.child.kill("SIGTERM");
-  t.deepEqual(await r.next(), { pid: relay.child.pid, msg: "STOPPING=1" });
-  t.is(await relay.exited, 0);
+  t.is(await relay.exited, 0, relay.stderr());
+  t.deepEqual(await sentBeforeExit(r, "STOPPING=1"), { pid: relay.child.pid, msg: "STOPPING=1" });
 });
 
 test("under --keeper the relay child, not the keeper, says READY=1; --socket-mode 0660 reaches the child's socket", async (t) => {
@@ -101,14 +111,14 @@ test("under --keeper the relay child, not the keeper, says READY=1; --socket-mod
   const socketPath = join(dir, "link.sock");
   const keeper = run(t, RELAY_CLI, ["--keeper", "--source", "synthetic", "--socket-path", socketPath, "--socket-mode", "0660", "--log-format", "json"],
     { ...process.env, NOTIFY_SOCKET: addr });
-  const ready = await r.next();
+  const ready = await beforeExit(r.next(), keeper, "READY=1 from the keeper's relay");
   t.is(ready.msg, "READY=1");
   t.not(ready.pid, keeper.child.pid, "the sender is the keeper's child, so the unit needs NotifyAccess=all");
   t.true(await connects(socketPath));
   t.is(statSync(socketPath).mode & 0o777, 0o660);
   keeper.child.kill("SIGTERM");
-  t.is((await r.next()).msg, "STOPPING=1");
-  t.is(await keeper.exited, 0);
+  t.is(await keeper.exited, 0, keeper.stderr());
+  t.is((await sentBeforeExit(r, "STOPPING=1")).msg, "STOPPING=1");
 });
 
 test("--socket-mode: 0600 or 0660, and only for a listening Unix socket", async (t) => {
