@@ -83,7 +83,7 @@ test.serial("a queue handed over is served; detached with groups in flight, they
   const stats = await emu.stats();
   t.like(stats, { outstanding: 0, answeredInvalid: 6 }, "every group answered once, before the reply");
   t.deepEqual(refusals(stats), [], "nothing refused but the sweep's cookies");
-  await until(() => !relay.fds().some((f) => f.endsWith("/fault")), 5000, "the relay to close its copy");
+  await until(() => !relay.fds().some((f) => f.endsWith("/fault")), 10_000, "the relay to close its copy");
 });
 
 test.serial("a second queue plugged later is served beside the first, and groups flow on both", async (t) => {
@@ -121,7 +121,7 @@ test.serial("when the VMM exits the relay lets go: its groups are dropped unansw
   await emu.detach(1);
   vmm.kill("SIGKILL");
   await until(() => /the VMM that handed its fault queues over exited/.test(relay.logs()), 10_000, "the relay to notice");
-  await until(() => !relay.fds().some((f) => f.endsWith("/fault")), 5000, "the fd closed");
+  await until(() => !relay.fds().some((f) => f.endsWith("/fault")), 10_000, "the fd closed");
   const s = await status(relay.control);
   t.is(s.inFlight, 0);
   t.deepEqual(s.devices.filter((d) => d.endpoint !== -1), [], "its devices left the map");
@@ -162,7 +162,7 @@ test.serial("refused: an fd that is not a fault fd, a malformed message, a bad d
   const n = libc.read(fd, reply, reply.length);
   libc.close(fd);
   t.regex(reply.toString("utf8", 0, Math.max(0, n)), /"ok":false,"error":"expected one JSON object per message/);
-  await until(() => relay.fds().length <= before.length, 5000, "the fds the relay received closed");
+  await until(() => relay.fds().length <= before.length, 10_000, "the fds the relay received closed");
   t.false(relay.fds().some((f) => f.includes("/dev/null") && !before.includes(f)), "no /dev/null the peer sent is left open");
   t.deepEqual((await status(relay.control)).devices, []);
 });
@@ -191,7 +191,7 @@ test.serial("100 attach and detach cycles leave the relay with the fds it had", 
     ok(handoffRequest(relay.handoff, { v: 1, op: "detach", faultId: 10 + i }));
   }
   // The status polls' own HTTP sockets come and go: what must not grow is the count, and no fault fd may stay.
-  await until(() => relay.fds().length <= before.length && !relay.fds().some((f) => f.endsWith("/fault")), 5000, "every fd closed").catch((err: Error) => {
+  await until(() => relay.fds().length <= before.length && !relay.fds().some((f) => f.endsWith("/fault")), 10_000, "every fd closed").catch((err: Error) => {
     t.log(`before: ${before.join(", ")}\nafter: ${relay.fds().join(", ")}`);
     throw err;
   });
@@ -249,7 +249,7 @@ test.serial("a VMM running as another user binds the handoff: another process of
   };
   const vmm = asNobody(attach(5, [{ devId: 1, endpointId: 1 }]), true);
   t.like(await vmm.reply, { ok: true }, "the first VMM binds it");
-  await until(() => /"msg":"handoff bound to the VMM/.test(relay.logs()), 5000, "the binding");
+  await until(() => /"msg":"handoff bound to the VMM/.test(relay.logs()), 10_000, "the binding");
   const other = asNobody(attach(6, [{ devId: 2, endpointId: 2 }]), false);
   const refused = await other.reply;
   t.false(refused.ok);
@@ -259,7 +259,7 @@ test.serial("a VMM running as another user binds the handoff: another process of
   await waitStatus(relay.control, (s) => s.counters.answered === 3, "the bound VMM's queue served");
   vmm.child.kill("SIGKILL");
   await until(() => /the VMM that handed its fault queues over exited/.test(relay.logs()), 10_000, "the relay to let go");
-  await until(() => !relay.fds().some((f) => f.endsWith("/fault")), 5000, "its fd closed");
+  await until(() => !relay.fds().some((f) => f.endsWith("/fault")), 10_000, "its fd closed");
 });
 
 test.serial("under the keeper: the queue survives a relay SIGKILLed with groups in flight; the new relay sweeps them and serves on; detach goes through", async (t) => {

@@ -17,7 +17,7 @@ const W = constants.IOMMU_PGFAULT_PERM_WRITE;
 
 /** Device ids in the relay's config: one deadline long enough for any guest round trip under TCG, one short. */
 export const PATIENT_DEV = 1;
-export const PATIENT_DEADLINE_MS = 8000;
+export const PATIENT_DEADLINE_MS = 30_000;
 export const IMPATIENT_DEV = 2;
 export const IMPATIENT_DEADLINE_MS = 500;
 /** Bound to the test program's address space (procmem). */
@@ -131,7 +131,7 @@ function agentGone(name: string, signal: NodeJS.Signals, base: number): Scenario
       if (signal === "SIGTERM") c.expect(exit === "code 0", "the agent to exit with code 0 after SIGTERM", exit);
       c.note(`agent ended with ${exit} while holding the groups`);
       await ctx.startAgent();
-      await relay.waitAnswered(keys, 20_000);
+      await relay.waitAnswered(keys, PATIENT_DEADLINE_MS + 15_000);
       // The deadline is far off, so the new agent gets every group again and
       // answers it. Which answer depends on whether the guest program had
       // registered again by then, which is the guest's business.
