@@ -49,7 +49,7 @@ const holds = (relay: Relay, emu: KernelEmulator): boolean => relay.fds().some((
 
 async function letGo(relay: Relay, emu: KernelEmulator): Promise<void> {
   await until(() => /the VMM that handed its fault queues over exited/.test(relay.logs()), 10_000, "the relay to let go");
-  await until(() => !holds(relay, emu), 5000, "its copy of the fault fd closed");
+  await until(() => !holds(relay, emu), 10_000, "its copy of the fault fd closed");
 }
 
 test.serial("a relay running as an ordinary user binds its handoff to the first VMM process of that same user: another process of it is refused, for its own request; the VMM's exit lets go", async (t) => {
@@ -58,7 +58,7 @@ test.serial("a relay running as an ordinary user binds its handoff to the first 
   const relay = await startRelay(t, { nobody: true });
   const vmm = nobodyPeer(t, relay, attach(5, [{ devId: 1, endpointId: 1 }]), emu.faultFd, true);
   t.like(await vmm.reply, { op: "attach", ok: true }, "the first VMM binds it");
-  await until(() => new RegExp(`"msg":"handoff bound to the VMM[^"]*","pid":${vmm.child.pid}`).test(relay.logs()), 5000, "the binding");
+  await until(() => new RegExp(`"msg":"handoff bound to the VMM[^"]*","pid":${vmm.child.pid}`).test(relay.logs()), 10_000, "the binding");
 
   // setpriv execs node: the VMM's pid is the child's.
   const bound = new RegExp(`bound to process ${vmm.child.pid}, the VMM that attached first`);
@@ -99,7 +99,7 @@ test.serial("only root names the VMM: a process of the relay's own user giving v
   t.notRegex(relay.logs(), /"msg":"handoff bound/, "nothing was bound");
 
   t.like(ok(handoffRequest(relay.handoff, attach(5, [{ devId: 1, endpointId: 1 }], 0, { vmmPid: vmm.pid }), [emu.faultFd])), { queues: [{ faultId: 5, devices: 1 }] });
-  await until(() => new RegExp(`"msg":"handoff bound to the VMM[^"]*","pid":${vmm.pid}`).test(relay.logs()), 5000, "the binding to the process root named");
+  await until(() => new RegExp(`"msg":"handoff bound to the VMM[^"]*","pid":${vmm.pid}`).test(relay.logs()), 10_000, "the binding to the process root named");
   const other = await nobodyPeer(t, relay, attach(6, [{ devId: 2, endpointId: 2 }]), emu.faultFd, false).reply;
   t.regex(refused(other), new RegExp(`bound to process ${vmm.pid}`));
   await emu.raise({ dev: 1, count: 2 });
@@ -132,7 +132,7 @@ test.serial("a VMM whose first attach is refused tries again on the same connect
   const next = async (): Promise<HandoffReply> => JSON.parse((await lines.next()).value as string) as HandoffReply;
   t.regex(refused(await next()), /devices\[0\]\.endpointId: expected a virtio-iommu endpoint id/);
   t.like(await next(), { op: "attach", ok: true }, "the second try is taken");
-  await until(() => new RegExp(`"msg":"handoff bound to the VMM[^"]*","pid":${vmm.pid}`).test(relay.logs()), 5000, "the binding");
+  await until(() => new RegExp(`"msg":"handoff bound to the VMM[^"]*","pid":${vmm.pid}`).test(relay.logs()), 10_000, "the binding");
   vmm.kill("SIGKILL");
   await letGo(relay, emu);
 });

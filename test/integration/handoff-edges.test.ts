@@ -94,7 +94,7 @@ test.serial("ids are whole numbers in their range; anything else is refused nami
     { queues: [{ faultId: 4294967295, devices: 1 }] });
   t.like(ok(handoffRequest(relay.handoff, { v: 1, op: "detach", faultId: 4294967295, devIds: [4294967295] })), { closed: false });
   t.like(ok(handoffRequest(relay.handoff, { v: 1, op: "detach", faultId: 4294967295 })), { closed: true });
-  await until(() => relay.fds().length <= before, 5000, "every fd sent closed");
+  await until(() => relay.fds().length <= before, 10_000, "every fd sent closed");
 });
 
 test.serial("an attach with an fd may bring no devices (its groups are answered INVALID until some are added); one without an fd must bring some", async (t) => {
@@ -145,7 +145,7 @@ print(s.recv(65536).decode())`;
   const over = JSON.parse(execFileSync("python3", ["-c", script, relay.handoff], { encoding: "utf8" })) as { ok: boolean; error: string };
   t.false(over.ok);
   t.regex(over.error, /at most 16 fds/);
-  await until(() => count() <= before.length, 5000, "every fd sent closed").catch((err: Error) => {
+  await until(() => count() <= before.length, 10_000, "every fd sent closed").catch((err: Error) => {
     t.log(relay.fds().join("\n"));
     throw err;
   });

@@ -60,14 +60,19 @@ export async function startRelay(t: Test, o: RelayStart = {}): Promise<Relay> {
   await waitStatus(control, (s) => s.session.state === "up", "the agent's session");
   return {
     child, dir, handoff, control, logs: () => logs,
-    fds: () => readdirSync(`/proc/${child.pid}/fd`).flatMap((fd) => {
-      try {
-        return [`${fd} -> ${readlinkSync(`/proc/${child.pid}/fd/${fd}`)}`];
-      } catch {
-        return [];
-      }
-    }),
+    fds: () => fdsOf(child.pid!),
   };
+}
+
+/** What a process has open, fd -> target. */
+export function fdsOf(pid: number): string[] {
+  return readdirSync(`/proc/${pid}/fd`).flatMap((fd) => {
+    try {
+      return [`${fd} -> ${readlinkSync(`/proc/${pid}/fd/${fd}`)}`];
+    } catch {
+      return [];
+    }
+  });
 }
 
 /** Answers the emulator refused, but for the sweep's cookies that were not outstanding (unknown-cookie). */
