@@ -1,6 +1,6 @@
 // The measured path, as in production: the relay and the agent as separate
 // node processes on a Unix socket, the relay reading the kernel emulator's
-// socket as an inherited fault fd (--fault-fd), exactly as it would read an
+// socket as an inherited fault fd (--emulator-fd), exactly as it would read an
 // iommufd fault fd handed over by a VMM or a keeper.
 //
 // The relay gets two emulators: the first only warms it up (JIT, buffers,
@@ -40,6 +40,8 @@ export class RelayPath {
     readonly relay: Child,
     readonly agent: Child,
     private readonly dir: string,
+    /** The measured emulator's violations from the relay's start-up sweep. */
+    private readonly sweepViolations: number,
   ) {}
 
   static async start(o: RelayPathOptions): Promise<RelayPath> {
@@ -57,15 +59,23 @@ export class RelayPath {
     const warm = await KernelEmulator.start();
     const measured = await KernelEmulator.start();
     const relay = new Child("iopf-relay", process.execPath, [
-      ...prof("relay"), RELAY_CLI, "--fault-fd", "3", "--fault-fd", "4", "--config", relayFile, "--socket-path", socket, "--log-level", "info", "--log-format", "json",
+      ...prof("relay"), RELAY_CLI, "--emulator-fd", "3", "--emulator-fd", "4", "--config", relayFile, "--socket-path", socket, "--log-level", "info", "--log-format", "json",
     ], [warm.faultFd, measured.faultFd]);
+    // The relay sweeps each inherited fd before reading it (cookies 1..maxHeld plus a read, SUCCESS). On the
+    // emulator's stream nothing was delivered yet, so it counts each of those answers as an unknown cookie:
+    // they are the start-up's, not the measured path's, and are taken off its violations.
+    const swept = relay.waitForLine(/answered SUCCESS to the groups a previous reader.*"emulator-fd:4"/, START_TIMEOUT_MS);
+    swept.catch(() => undefined); // awaited below; a relay that fails to start is reported by the next wait
     await relay.waitForLine(/relay ready/, START_TIMEOUT_MS);
     const address = `unix:${socket}`;
     const agent = o.guest === "shipped"
       ? new Child("iopf-agent", process.execPath, [...prof("agent"), AGENT_BUNDLE, "--connect", address, "--config", agentFile, "--log-level", "info"])
       : new Child(`bench-agent (${o.guest})`, process.execPath, [...prof("agent"), BENCH_AGENT, "--mode", o.guest, "--connect", address, "--config", agentFile, "--max-in-flight", String(o.credits)]);
     await agent.waitForLine(/"session up"/, START_TIMEOUT_MS);
-    return new RelayPath(measured, warm, relay, agent, dir);
+    await swept;
+    // The sweep's bytes were written before the relay logged it; stats() reads every answer already written.
+    const sweepViolations = (await measured.stats()).violationCount;
+    return new RelayPath(measured, warm, relay, agent, dir, sweepViolations);
   }
 
   /** Runs a load on the warm-up emulator: the same devices as the measured load, answered the same way. */
@@ -73,7 +83,7 @@ export class RelayPath {
     await this.warmEmulator.load(load);
   }
 
-  /** Stops the relay (which answers every group it read), then the agent; returns the measured emulator's final stats. */
+  /** Stops the relay (which answers every group it read), then the agent; returns the measured emulator's final stats, the start-up sweep's answers left out. */
   async stop(): Promise<EmulatorStats> {
     // Answering 100k held groups at shutdown takes a while on a loaded machine.
     const relayCode = await this.relay.stop(STOP_GRACE_MS);
@@ -83,6 +93,6 @@ export class RelayPath {
     await Promise.all([this.emulator.close(), this.warmEmulator.close()]);
     rmSync(this.dir, { recursive: true, force: true });
     if (relayCode !== 0) throw new Error(`iopf-relay exited with code ${relayCode} at SIGTERM, expected 0; its last output:\n${this.relay.output()}`);
-    return final;
+    return { ...final, violationCount: final.violationCount - this.sweepViolations, violations: final.violations.slice(this.sweepViolations) };
   }
 }
