@@ -2,7 +2,7 @@
 // `npm run bench`: measures the relay path against the C baseline and writes
 // bench-results.json, docs/performance.md and its charts (docs/img/).
 //   --quick          every load shortened (1.5 s loads, 20 s soak): the whole run in about 3 minutes
-//   --only a,b       run only these sections (throughput, latency, scale, deadline, soak, profile, real-kernel)
+//   --only a,b       run only these sections (throughput, latency, tail, scale, deadline, soak, profile, real-kernel)
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync, renameSync } from "node:fs";
 import { join } from "node:path";
@@ -18,9 +18,10 @@ import { profile } from "./sections/profile.js";
 import { realKernel } from "./sections/real-kernel.js";
 import { scale } from "./sections/scale.js";
 import { soak } from "./sections/soak.js";
+import { tail } from "./sections/tail.js";
 import { throughput } from "./sections/throughput.js";
 
-const SECTIONS: Record<string, (ctx: BenchContext) => Promise<SectionResult>> = { throughput, latency, scale, deadline, soak, profile, "real-kernel": realKernel };
+const SECTIONS: Record<string, (ctx: BenchContext) => Promise<SectionResult>> = { throughput, latency, tail, scale, deadline, soak, profile, "real-kernel": realKernel };
 
 /** The code measured: the commit, "-dirty" when the working tree differs from it (others may be mid-change). */
 function revision(): string {

@@ -10,10 +10,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { EmulatorStats, KernelEmulator, LoadOptions } from "../../src/fault/emulator/kernel-emulator.js";
 import { Child } from "./child.js";
 import { agentConfig, holdingAgentConfig, relayConfig, RelayConfigOptions } from "./configs.js";
-import { AGENT_BUNDLE, BENCH_AGENT, RELAY_CLI } from "./paths.js";
+import { AGENT_BUNDLE, BENCH_AGENT, GC_PROBE, RELAY_CLI } from "./paths.js";
 
 /** shipped: dist/iopf-agent.mjs; hold, silent: bench-agent.ts's modes. */
 export type GuestKind = "shipped" | "hold" | "silent";
@@ -28,6 +29,8 @@ export interface RelayPathOptions extends RelayConfigOptions {
   traceGc?: boolean;
   /** Write node --cpu-prof profiles of the relay and the agent into this folder. */
   profileDir?: string;
+  /** Preload tail/gc-probe.ts into the relay and the agent: a line per collection, on CLOCK_MONOTONIC. */
+  gcProbe?: boolean;
 }
 
 const START_TIMEOUT_MS = 20_000;
@@ -54,6 +57,7 @@ export class RelayPath {
     const prof = (name: string): string[] => [
       ...(o.profileDir ? ["--cpu-prof", "--cpu-prof-dir", o.profileDir, "--cpu-prof-name", `${name}.cpuprofile`] : []),
       ...(o.traceGc ? ["--trace-gc", "--trace-gc-ignore-scavenger"] : []),
+      ...(o.gcProbe ? ["--import", pathToFileURL(GC_PROBE).href] : []),
     ];
 
     const warm = await KernelEmulator.start();
