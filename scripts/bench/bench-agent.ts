@@ -59,7 +59,7 @@ async function silent(address: string): Promise<void> {
       // The same line the agent logs, so the driver waits for both alike.
       process.stderr.write(JSON.stringify({ level: "info", msg: "session up" }) + "\n");
     },
-    pageRequests: (r) => void (requests += r.length),
+    pageRequests: (r) => void (requests += r.count),
     cancels: () => undefined,
     sessionDown: () => undefined,
     handshakeRefused: (reason) => process.stderr.write(`bench-agent: the relay's offer was refused: ${reason}\n`),
