@@ -1,8 +1,9 @@
 // Installs what the project needs and is missing: npm packages from the
 // lock file, and with --for-tests the Debian packages the tests use outside
 // the VM (gcc for the C emulator, python3 for the pty test helper, Debian's
-// Chromium for the dashboard test). The VM tests install theirs (QEMU, the
-// kernel source, busybox) on first use, from scripts/vm/prerequisites.ts.
+// Chromium for the dashboard test), with --for-bench perf for the bench's
+// tail section. The VM tests install theirs (QEMU, the kernel source,
+// busybox) on first use, from scripts/vm/prerequisites.ts.
 // Uses Node built-ins only: it runs before node_modules exists.
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -29,7 +30,11 @@ if (!existsSync(stamp) || readFileSync(stamp, "utf8") !== want) {
 // Debian packages, by the file that shows each is installed.
 const always = [["gcc", "/usr/bin/gcc"]];
 const forTests = [["python3", "/usr/bin/python3"], ["chromium", "/usr/bin/chromium"]];
-const needed = [...always, ...(process.argv.includes("--for-tests") ? forTests : [])].filter(([, file]) => !existsSync(file));
+// The bench's tail section reads the threads' run states from the scheduler's events.
+const forBench = [["linux-perf", "/usr/bin/perf"]];
+const needed = [
+  ...always, ...(process.argv.includes("--for-tests") ? forTests : []), ...(process.argv.includes("--for-bench") ? forBench : []),
+].filter(([, file]) => !existsSync(file));
 if (needed.length > 0) {
   const names = needed.map(([pkg]) => pkg);
   const command = `apt-get update && apt-get install -y --no-install-recommends ${names.join(" ")}`;

@@ -41,7 +41,7 @@ export function agentConfig(credits: number, rawRecords = false): object {
   return { appSocket: "none", credits, rawRecords, handlers: [ANSWER_AT_ONCE] };
 }
 
-/** The holding agent's config: HOLD_PASID goes to the app handler (a program that answers late), the rest at once. */
+/** The holding agent's config: a window of `credits`, HOLD_PASID to the app handler (a program that answers late), the rest at once. */
 export function holdingAgentConfig(credits: number, appSocket: string): object {
-  return { appSocket, credits, handlers: [{ pasid: HOLD_PASID, handler: "app" }, ANSWER_AT_ONCE] };
+  return { appSocket, credits, maxInFlight: credits, handlers: [{ pasid: HOLD_PASID, handler: "app" }, ANSWER_AT_ONCE] };
 }

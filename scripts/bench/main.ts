@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench`: measures the relay path against the C baseline and writes
 // bench-results.json, docs/performance.md and its charts (docs/img/).
-//   --quick          every load shortened (1.5 s loads, 20 s soak): the whole run in about 3 minutes
+//   --quick          every load shortened (1.5 s loads, 20 s soak): the whole run in about 4 minutes
 //   --only a,b       run only these sections (throughput, latency, tail, scale, deadline, soak, profile, real-kernel)
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync, renameSync } from "node:fs";

@@ -16,7 +16,7 @@ import { Child } from "./child.js";
 import { agentConfig, holdingAgentConfig, relayConfig, RelayConfigOptions } from "./configs.js";
 import { AGENT_BUNDLE, BENCH_AGENT, GC_PROBE, RELAY_CLI } from "./paths.js";
 
-/** shipped: dist/iopf-agent.mjs; hold, silent: bench-agent.ts's modes. */
+/** shipped: dist/iopf-agent.mjs; hold: the same with a program holding groups on its app socket (bench-agent.ts); silent: bench-agent.ts. */
 export type GuestKind = "shipped" | "hold" | "silent";
 
 export interface RelayPathOptions extends RelayConfigOptions {
@@ -42,6 +42,8 @@ export class RelayPath {
     private readonly warmEmulator: KernelEmulator,
     readonly relay: Child,
     readonly agent: Child,
+    /** The guest program holding groups on the agent's app socket (guest "hold"). */
+    readonly holder: Child | null,
     private readonly dir: string,
     /** The measured emulator's violations from the relay's start-up sweep. */
     private readonly sweepViolations: number,
@@ -53,7 +55,8 @@ export class RelayPath {
     const relayFile = join(dir, "relay.json");
     const agentFile = join(dir, "agent.json");
     writeFileSync(relayFile, JSON.stringify(relayConfig(o)));
-    writeFileSync(agentFile, JSON.stringify(o.guest === "hold" ? holdingAgentConfig(o.credits, join(dir, "app.sock")) : agentConfig(o.credits, o.rawRecords)));
+    const appSocket = join(dir, "app.sock");
+    writeFileSync(agentFile, JSON.stringify(o.guest === "hold" ? holdingAgentConfig(o.credits, appSocket) : agentConfig(o.credits, o.rawRecords)));
     const prof = (name: string): string[] => [
       ...(o.profileDir ? ["--cpu-prof", "--cpu-prof-dir", o.profileDir, "--cpu-prof-name", `${name}.cpuprofile`] : []),
       ...(o.traceGc ? ["--trace-gc", "--trace-gc-ignore-scavenger"] : []),
@@ -72,14 +75,19 @@ export class RelayPath {
     swept.catch(() => undefined); // awaited below; a relay that fails to start is reported by the next wait
     await relay.waitForLine(/relay ready/, START_TIMEOUT_MS);
     const address = `unix:${socket}`;
-    const agent = o.guest === "shipped"
-      ? new Child("iopf-agent", process.execPath, [...prof("agent"), AGENT_BUNDLE, "--connect", address, "--config", agentFile, "--log-level", "info"])
-      : new Child(`bench-agent (${o.guest})`, process.execPath, [...prof("agent"), BENCH_AGENT, "--mode", o.guest, "--connect", address, "--config", agentFile, "--max-in-flight", String(o.credits)]);
+    const agent = o.guest === "silent"
+      ? new Child("bench-agent (silent)", process.execPath, [...prof("agent"), BENCH_AGENT, "--mode", "silent", "--connect", address, "--max-in-flight", String(o.credits)])
+      : new Child("iopf-agent", process.execPath, [...prof("agent"), AGENT_BUNDLE, "--connect", address, "--config", agentFile, "--log-level", "info"]);
     await agent.waitForLine(/"session up"/, START_TIMEOUT_MS);
+    let holder: Child | null = null;
+    if (o.guest === "hold") {
+      holder = new Child("bench-agent (hold)", process.execPath, [BENCH_AGENT, "--mode", "hold", "--app-socket", appSocket]);
+      await holder.waitForLine(/^registered$/, START_TIMEOUT_MS);
+    }
     await swept;
     // The sweep's bytes were written before the relay logged it; stats() reads every answer already written.
     const sweepViolations = (await measured.stats()).violationCount;
-    return new RelayPath(measured, warm, relay, agent, dir, sweepViolations);
+    return new RelayPath(measured, warm, relay, agent, holder, dir, sweepViolations);
   }
 
   /** Runs a load on the warm-up emulator: the same devices as the measured load, answered the same way. */
@@ -92,6 +100,7 @@ export class RelayPath {
     // Answering 100k held groups at shutdown takes a while on a loaded machine.
     const relayCode = await this.relay.stop(STOP_GRACE_MS);
     await this.agent.stop();
+    await this.holder?.stop();
     const final = await this.emulator.quit();
     await this.warmEmulator.quit();
     await Promise.all([this.emulator.close(), this.warmEmulator.close()]);

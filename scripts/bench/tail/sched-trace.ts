@@ -39,7 +39,7 @@ export class SchedTrace {
     const early = await Promise.race([exited, new Promise<"running">((r) => setTimeout(() => r("running"), 1000))]);
     if (early !== "running") {
       rmSync(dir, { recursive: true, force: true });
-      return `perf sched record failed (exit ${early}): ${err.trim().split("\n").slice(-2).join(" ")}`;
+      return `perf sched record failed (exit ${early}): ${err.trim().split("\n").slice(-2).join(" ")}; it needs root and tracefs (mount -t tracefs nodev /sys/kernel/tracing)`;
     }
     return new SchedTrace(perf, dir, exited);
   }
