@@ -97,6 +97,14 @@ function targets(sections: SectionResult[]): string[] {
   ];
 }
 
+/** The worker hop's share of the slow groups' wait, by rate. */
+function workerHop(sections: SectionResult[]): string {
+  const rows = section<{ rows: TailRow[] }>(sections, "tail")?.rows;
+  if (!rows) return "";
+  const hop = (r: TailRow): number => r.outliers.shares.filter((x) => /^pump worker/.test(x.name)).reduce((a, x) => a + x.share, 0);
+  return `In the tail section the worker (waiting for a core or running) is ${rows.map((r) => `${pct(hop(r))} of the slow groups' wait at ${num(r.rate)} groups/s`).join(" and ")}.`;
+}
+
 /** The tail section's anatomy, in sentences. */
 function tailText(sections: SectionResult[]): string[] {
   const rows = section<{ rows: TailRow[] }>(sections, "tail")?.rows;
@@ -144,13 +152,17 @@ export function findings(sections: SectionResult[]): string {
     "",
     ...tailText(sections),
     "",
-    "What it says: the tail is made of the machine's scheduling and of collections, not of work the relay does per group.",
-    "A slow group waits while a thread of the path (or the emulator that timestamps it) is woken but has no core, or",
-    "while a collection pauses the relay's or the agent's main thread; while the machine is loaded by others, a",
-    "collection's pause stretches too (its helper threads wait for a core as well). The worker hop's own share is small:",
-    "removing it (the main thread reading the fault fd when it is awake) would save a wake-up of the worker per group",
-    "at middle rates but not the waits that make the p99. Less garbage (fewer, shorter collections) and less CPU per",
-    "group (fewer moments when both cores are taken) are what move it.",
+    "What it says: the tail is made of waiting for a core and of collections, not of the work the relay does per",
+    "group (a thread of the path running is a few percent). A slow group waits while a thread of the path, or the",
+    "emulator that timestamps it, has been woken and finds both cores taken (by the path's own other threads, the",
+    "emulator, or the other work on this shared machine), or while a collection pauses the relay's or the agent's main",
+    "thread; on a loaded machine a collection's pause stretches too, its helper threads waiting for a core as well.",
+    "The relay's scavenges are the long ones (milliseconds, against the agent's half a millisecond): at 10k groups/s",
+    "each promotes a megabyte or more (`--trace-gc-nvp`), from objects that live longer than a scavenge's interval;",
+    "which ones is not found yet. Every extra thread that must wake for a group is one more chance to wait for a",
+    "core: the worker hop shows at low rates, where each group wakes the worker and then the main thread. What moves",
+    "the p99: fewer wake-ups per group (item 3), less CPU per group, so fewer moments when both cores are taken (item",
+    "1), and shorter scavenges in the relay.",
     "",
     "### What holds the targets back",
     "",
@@ -174,9 +186,10 @@ export function findings(sections: SectionResult[]): string {
     "3. **The worker thread and the FFI.** Node cannot poll a fault fd, so a worker thread polls it through ffi-rs and",
     "   hands records over a shared ring (Atomics.waitAsync): a thread hop per wake-up. Reads and writes now go through",
     `   Node's own fs (${sys ? `one write through ffi-rs costs ${num(sys.ffiUs)} us against ${num(sys.nodeUs)} us through fs.writeSync, ${times(ratio(sys.ffiUs, sys.nodeUs))}` : "cheaper than ffi-rs"}),`,
-    "   poll stays on ffi-rs. Letting the main thread read the fault fd when it is awake needs the worker out of poll()",
-    "   meanwhile (an epoll set the main thread re-arms, one ffi-rs call per turn) and the stream's partial-record carry",
-    "   shared between the two readers; the tail's anatomy does not show the hop in the p99, so it was not done.",
+    "   poll stays on ffi-rs. " + workerHop(sections) + " Letting the main thread read the fault fd when it is awake",
+    "   needs the worker out of poll() meanwhile (an epoll set with EPOLLONESHOT that the main thread re-arms when it",
+    "   goes idle, an ffi-rs call per turn), the groups it reads counted against the sweep's bound as the worker's are,",
+    "   and the stream's partial-record carry shared by the two readers; not done in this change.",
     "",
     `4. **Memory of held groups.** With ${most ? num(most.held) : "n/a"} groups held, each costs the relay about ${bytesPerHeld("relay")} bytes`,
     `   and the agent ${bytesPerHeld("agent")} bytes above idle (the scale section's RSS rows; the holding program runs in a process of its`,

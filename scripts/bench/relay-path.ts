@@ -106,6 +106,7 @@ export class RelayPath {
     await Promise.all([this.emulator.close(), this.warmEmulator.close()]);
     rmSync(this.dir, { recursive: true, force: true });
     if (relayCode !== 0) throw new Error(`iopf-relay exited with code ${relayCode} at SIGTERM, expected 0; its last output:\n${this.relay.output()}`);
-    return { ...final, violationCount: final.violationCount - this.sweepViolations, violations: final.violations.slice(this.sweepViolations) };
+    const kinds = { ...final.violationKinds, "unknown-cookie": final.violationKinds["unknown-cookie"] - this.sweepViolations };
+    return { ...final, violationCount: final.violationCount - this.sweepViolations, violationKinds: kinds, violations: final.violations.slice(this.sweepViolations) };
   }
 }

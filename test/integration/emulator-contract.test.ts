@@ -93,6 +93,7 @@ test("every violation class is recorded: unknown, repeated, bad code, partial an
     const final = await emu.quit();
     t.deepEqual(final.violations.slice(4), [{ kind: "unanswered-group", cookie: 1, dev: 5 }]);
     t.is(final.violationCount, 5);
+    t.deepEqual(final.violationKinds, { "unknown-cookie": 1, "repeated-cookie": 1, "unread-cookie": 0, "bad-code": 1, "partial-answer": 1, "unanswered-group": 1 });
   } finally {
     await emu.close();
   }

@@ -153,9 +153,22 @@ static void *xrealloc(void *p, size_t n)
 	return q;
 }
 
+/* Every violation is counted by kind, beyond the ones kept whole. */
+static const char *const violation_kinds[] = { "unknown-cookie", "repeated-cookie", "unread-cookie", "bad-code", "partial-answer", "unanswered-group" };
+#define VIOLATION_KINDS (sizeof violation_kinds / sizeof violation_kinds[0])
+static uint64_t violations_by_kind[VIOLATION_KINDS];
+
 static void violation(const char *fmt, ...)
 {
 	violation_count++;
+	for (size_t k = 0; k < VIOLATION_KINDS; k++) {
+		char key[40];
+		snprintf(key, sizeof key, "\"kind\":\"%s\"", violation_kinds[k]);
+		if (strstr(fmt, key)) {
+			violations_by_kind[k]++;
+			break;
+		}
+	}
 	if (violation_count > MAX_VIOLATIONS_KEPT)
 		return;
 	char buf[256];
@@ -757,10 +770,14 @@ static void stats(long id, int final)
 	    ",\"answered_success\":%" PRIu64 ",\"answered_invalid\":%" PRIu64 ",\"auto_answered\":%" PRIu64
 	    ",\"outstanding\":%" PRIu64 ",\"queued\":%zu,\"max_cookie\":%u,\"peer_closed\":%s"
 	    ",\"latency_ns\":{\"count\":%" PRIu64 ",\"p50\":%" PRIu64 ",\"p99\":%" PRIu64 ",\"p999\":%" PRIu64 ",\"max\":%" PRIu64 "}"
-	    ",\"violation_count\":%" PRIu64 ",\"violations\":[",
+	    ",\"violation_count\":%" PRIu64,
 	    id, delivered_groups, delivered_records, answered_ok, answered_invalid, auto_answered, outstanding,
 	    q_len, c_next - 1, peer_closed ? "true" : "false", lat_count, percentile(0.5), percentile(0.99),
 	    percentile(0.999), lat_max, violation_count);
+	out(",\"violation_kinds\":{");
+	for (size_t k = 0; k < VIOLATION_KINDS; k++)
+		out("%s\"%s\":%" PRIu64, k ? "," : "", violation_kinds[k], violations_by_kind[k]);
+	out("},\"violations\":[");
 	uint64_t kept = violation_count < MAX_VIOLATIONS_KEPT ? violation_count : MAX_VIOLATIONS_KEPT;
 	for (uint64_t i = 0; i < kept; i++)
 		out("%s%s", i ? "," : "", violations[i]);

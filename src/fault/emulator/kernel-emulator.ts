@@ -69,6 +69,8 @@ export interface EmulatorStats {
   peerClosed: boolean;
   latencyNs: { count: number; p50: number; p99: number; p999: number; max: number };
   violationCount: number;
+  /** Every violation, counted by kind. */
+  violationKinds: Record<EmulatorViolation["kind"], number>;
   /** The first 100. */
   violations: EmulatorViolation[];
 }
@@ -95,6 +97,7 @@ function toStats(r: Reply): EmulatorStats {
     peerClosed: r["peer_closed"] as boolean,
     latencyNs: r["latency_ns"] as EmulatorStats["latencyNs"],
     violationCount: n("violation_count"),
+    violationKinds: r["violation_kinds"] as EmulatorStats["violationKinds"],
     violations: r["violations"] as EmulatorViolation[],
   };
 }
