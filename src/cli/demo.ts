@@ -3,50 +3,115 @@
 // fd contract over a socket), the real guest agent as a separate process on
 // a Unix socket, and a live view of what flows between them. Ctrl-C stops
 // all three after every group read has been answered.
-//   npm start -- --rate 20000      groups per second (default 2000)
-//   npm start -- --seconds 10      stop by itself after a while
-import { spawn } from "node:child_process";
+//
+// Ctrl-C in a terminal is SIGINT to the whole foreground process group. The
+// emulator (KernelEmulator.start) and the agent run in their own process
+// groups, so the signal reaches the demo alone and the demo stops them in
+// order: the relay answers what it read while the emulator still takes
+// answers, then the agent says goodbye, then the emulator quits.
+import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import type { EmulatorStats } from "../fault/emulator/kernel-emulator.js";
 import { startRelay } from "../relay/daemon.js";
+import type { RelayConfig } from "../relay/config.js";
 import { DEMO_DEV_IDS, demoConfig } from "../relay/demo-config.js";
-import { LiveView } from "../relay/live-view.js";
+import { UsageError } from "../relay/cli-options.js";
+import { DEMO_USAGE, parseDemoArgs } from "../relay/demo-options.js";
+import { flow, LiveView, originParts, relayFrame } from "../relay/live-view.js";
+import { CORE_DEFAULTS } from "../relay/relay-core.js";
+import { RelayMetrics } from "../relay/relay-metrics.js";
 import { createLogger } from "../relay/log.js";
-import { openSources } from "../relay/source-factory.js";
+import { emulatorDemoLoad, openSources } from "../relay/source-factory.js";
+import { IOMMU_DEVICE } from "../relay/startup-error.js";
 import { SOFTWARE } from "../relay/version.js";
 
-// The agent answers most devices SUCCESS, one INVALID and one FAILURE (which
-// the relay writes to the kernel as INVALID), so both codes show.
-const AGENT_CONFIG = {
-  appSocket: "none",
-  credits: 1024,
-  handlers: [
-    { endpoint: 0x17, handler: "invalid" },
-    { endpoint: 0x18, handler: "policy", rules: [], otherwise: "failure" },
-    { handler: "policy", otherwise: "invalid", rules: [{ start: "0x0", end: "0x800000000000", perm: "rwx", answer: "success" }] },
-  ],
-};
+/** Endpoints the demo agent refuses, on purpose, so that both codes show: FAILURE is written to the kernel as INVALID. */
+const REFUSED = [{ endpoint: 0x17, answer: "invalid" }, { endpoint: 0x18, answer: "failure" }] as const;
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { rate: { type: "string" }, seconds: { type: "string" } } });
-  const rate = Number(values.rate ?? 2000);
-  const seconds = values.seconds ? Number(values.seconds) : Infinity;
-  if (!Number.isInteger(rate) || rate < 1) throw new Error(`--rate: expected a positive integer, got ${values.rate}`);
-  if (existsSync("/dev/iommu")) {
-    process.stderr.write("note: this machine has /dev/iommu; the demo still uses the built-in kernel emulator. For real faults run iopf-relay --keeper --iommufd --config FILE (docs/operations.md).\n");
+/**
+ * The agent's window fits what the relay holds (maxHeld, less the groups it
+ * reads ahead), so the relay never leaves groups in the queue while the
+ * agent has credit for them.
+ */
+function agentConfig(config: RelayConfig): object {
+  const window = config.maxHeld - CORE_DEFAULTS.readAhead;
+  return {
+    appSocket: "none",
+    credits: window,
+    maxInFlight: window,
+    handlers: [
+      ...REFUSED.map((r) => (r.answer === "invalid" ? { endpoint: r.endpoint, handler: "invalid" } : { endpoint: r.endpoint, handler: "policy", rules: [], otherwise: r.answer })),
+      { handler: "policy", otherwise: "invalid", rules: [{ start: "0x0", end: "0x800000000000", perm: "rwx", answer: "success" }] },
+    ],
+  };
+}
+
+/** What the INVALID answers are, from the agent's config and the device map: said on screen, so nobody takes them for a fault. */
+function invalidNote(): string {
+  const entries = demoConfig().devices.entries;
+  const names = REFUSED.map((r) => `${entries.find((e) => e.endpoint === r.endpoint)?.name ?? `endpoint ${r.endpoint}`} ${r.answer.toUpperCase()}`);
+  const share = REFUSED.length / DEMO_DEV_IDS.length;
+  return `INVALID answers are on purpose: the demo agent answers ${names.join(" and ")} (written to the kernel as INVALID), ` +
+    `${REFUSED.length} of ${DEMO_DEV_IDS.length} devices, so about ${share === 0.25 ? "a quarter" : `${Math.round(share * 100)}%`} of the guest's answers.`;
+}
+
+/** The last words: what was read and answered, and what the emulator saw. */
+function summary(m: RelayMetrics, seconds: number, final: EmulatorStats): string[] {
+  const width = 79;
+  return [
+    `stopped after ${seconds.toFixed(0)} s: ${m.groups} groups read, ${m.totalAnswers()} answered`,
+    ...(m.answers.size > 0 ? flow("  by ", originParts(m.answers), ", ", width) : []),
+    `kernel emulator: delivered ${final.deliveredGroups} groups, contract violations ${final.violationCount}`,
+    ...(final.outstanding > 0
+      ? flow("  ", `${final.outstanding} were still queued, unread, at the stop: a kernel keeps those for its next reader`.split(" "), " ", width)
+      : []),
+  ];
+}
+
+/** Resolves when the child has exited (at once if it already has). */
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once("exit", () => resolve()));
+}
+
+async function main(argv: string[]): Promise<void> {
+  const opts = parseDemoArgs(argv);
+  if (opts.help) {
+    process.stdout.write(DEMO_USAGE + "\n");
+    return;
+  }
+  const { rate, seconds } = opts;
+  if (existsSync(IOMMU_DEVICE)) {
+    process.stderr.write(`note: this machine has ${IOMMU_DEVICE}; the demo still uses the built-in kernel emulator. For real faults run iopf-relay --keeper --iommufd --config FILE (docs/operations.md).\n`);
   }
   const dir = mkdtempSync(join(tmpdir(), "iopf-demo-"));
+  // Whatever ends the demo, its temporary directory goes with it.
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  // A stop asked for while things still start is carried out once they have.
+  let stop: (() => Promise<void>) | null = null;
+  let stopAsked = false;
+  const askStop = (): void => {
+    stopAsked = true;
+    void stop?.();
+  };
+  process.on("SIGINT", askStop);
+  process.on("SIGTERM", askStop);
+  // The terminal closed, or `npm start | head` has read enough: stop the same way.
+  process.on("SIGHUP", askStop);
+  process.stdout.on("error", askStop);
   const socket = join(dir, "link.sock");
-  const agentConfig = join(dir, "agent.json");
-  writeFileSync(agentConfig, JSON.stringify(AGENT_CONFIG));
+  const config = demoConfig();
+  const agentConfigFile = join(dir, "agent.json");
+  writeFileSync(agentConfigFile, JSON.stringify(agentConfig(config)));
   const log = createLogger("iopf-relay", "json", "warn", (line) => process.stderr.write(line));
 
-  const config = demoConfig();
-  const opened = await openSources({ faultFds: [], emulatorFds: [], iommufd: false, builtIn: ["emulator"], rate: 0, devIds: DEMO_DEV_IDS, maxHeld: config.maxHeld }, log, () => undefined);
+  const opened = await openSources({ faultFds: [], emulatorFds: [], iommufd: false, builtIn: ["emulator"], rate: 0, devIds: DEMO_DEV_IDS, maxHeld: config.maxHeld, handoff: false }, log, () => undefined);
+  const emulator = opened.emulator!;
   const relay = await startRelay({ config, link: { listen: `unix:${socket}` }, sources: opened.sources, log, software: SOFTWARE });
+  log("relay ready", relay.ready);
   let stopping = false;
   // Faults start once the agent is there, as a device starts faulting once the guest runs.
   relay.core.events.once("event", function onEvent(e: { kind: string }) {
@@ -54,47 +119,63 @@ async function main(): Promise<void> {
       relay.core.events.once("event", onEvent);
       return;
     }
-    opened.emulator?.load({ devices: DEMO_DEV_IDS.length, devBase: DEMO_DEV_IDS[0]!, records: 1, rate, durationMs: 24 * 3600_000, maxOutstanding: 4096, pasid: 1 })
+    emulator.load(emulatorDemoLoad(DEMO_DEV_IDS, rate))
       .catch((err: Error) => {
-        if (!stopping) process.stderr.write(`kernel emulator load ended: ${err.message}\n`);
+        // quit() at the stop ends the load; only an end before it is news.
+        if (!stopping) process.stderr.write(`iopf-relay demo: the kernel emulator's load ended early: ${err.message}\n`);
       });
   });
   const agentBundle = fileURLToPath(new URL("../../../dist/iopf-agent.mjs", import.meta.url));
-  const agent = spawn(process.execPath, [agentBundle, "--connect", `unix:${socket}`, "--config", agentConfig, "--log-level", "warn"], { stdio: ["ignore", "inherit", "inherit"] });
+  const parentGuard = fileURLToPath(new URL("./exit-with-parent.js", import.meta.url));
+  // Its own process group keeps the terminal's Ctrl-C from it; its stdin, a
+  // pipe from the demo, ends when the demo does, however it ends.
+  const agent = spawn(process.execPath, ["--import", parentGuard, agentBundle, "--connect", `unix:${socket}`, "--config", agentConfigFile, "--log-level", "warn"], {
+    stdio: ["pipe", "inherit", "inherit"],
+    detached: true,
+  });
 
-  const view = new LiveView(process.stdout, `iopf-relay demo: kernel emulator (${rate} groups/s on ${DEMO_DEV_IDS.length} devices) -> relay -> iopf-agent over unix:${socket}   Ctrl-C to stop`);
-  const started = Date.now();
-  let emulatorStats: { delivered: number; outstanding: number; violations: number } | null = null;
+  const view = new LiveView(process.stdout, {
+    title: `iopf-relay demo: kernel emulator (${rate} groups/s, ${DEMO_DEV_IDS.length} devices) -> relay -> agent`,
+    notes: ["Ctrl-C stops it after every group read has been answered.", invalidNote()],
+  });
+  const started = performance.now();
+  const elapsedS = (): number => (performance.now() - started) / 1000;
   const tick = setInterval(() => {
-    void opened.emulator?.stats().then((s) => (emulatorStats = { delivered: s.deliveredGroups, outstanding: s.outstanding, violations: s.violationCount }));
-    const session = relay.core.currentSession;
-    view.render({
-      elapsedS: (Date.now() - started) / 1000,
-      metrics: relay.core.metrics,
-      inFlight: relay.core.inFlight,
-      queued: relay.core.queued,
-      session: session ? `up (epoch ${session.epoch})` : relay.core.metrics.sessionState,
-      emulator: emulatorStats,
-    });
-    if ((Date.now() - started) / 1000 >= seconds) void stop();
+    // The relay's figures first, then the emulator's: both of this second, and
+    // the emulator has delivered at least every group the relay has read.
+    const relayNow = relayFrame(relay.core, elapsedS());
+    void emulator.stats().then(
+      (s) => {
+        if (!stopping) view.render({ ...relayNow, emulator: { delivered: s.deliveredGroups, outstanding: s.outstanding, violations: s.violationCount } });
+      },
+      () => undefined,
+    );
+    if (elapsedS() >= seconds) askStop();
   }, 1000);
 
-  const stop = async (): Promise<void> => {
+  stop = async (): Promise<void> => {
     if (stopping) return;
     stopping = true;
     clearInterval(tick);
-    agent.kill("SIGTERM");
+    // The relay answers every group it read while the emulator still takes answers; then the agent leaves.
     await relay.stop();
+    agent.kill("SIGTERM");
+    await exited(agent);
+    const final = await emulator.stats();
     await opened.release();
-    rmSync(dir, { recursive: true, force: true });
-    process.stdout.write(`\nstopped: ${JSON.stringify(relay.core.metrics.summary())}\n`);
-    process.exit(0);
+    const m = relay.core.metrics;
+    process.stdout.write(["", ...summary(m, elapsedS(), final), ""].join("\n"));
+    if (final.violationCount > 0) process.stderr.write(`iopf-relay demo: the relay broke the kernel's contract: ${JSON.stringify(final.violations.slice(0, 5))}\n`);
+    process.exit(final.violationCount > 0 || m.groups !== m.totalAnswers() ? 1 : 0);
   };
-  process.on("SIGINT", () => void stop());
-  process.on("SIGTERM", () => void stop());
+  if (stopAsked) await stop();
 }
 
-main().catch((err: Error) => {
+main(process.argv.slice(2)).catch((err: Error) => {
+  if (err instanceof UsageError) {
+    process.stderr.write(`npm start: ${err.message}; run npm start -- --help for the options\n`);
+    process.exit(2);
+  }
   process.stderr.write(`iopf-relay demo: ${err.message}\n`);
   process.exit(1);
 });

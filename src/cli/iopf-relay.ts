@@ -8,10 +8,16 @@ import { parseRelayCli, UsageError, USAGE } from "../relay/cli-options.js";
 import { parseQemuArgsCli, printQemuArgs, QEMU_ARGS_USAGE } from "../relay/control/qemu-args.js";
 import { startRelay } from "../relay/daemon.js";
 import { DEMO_DEV_IDS, demoConfig, demoConfigJson } from "../relay/demo-config.js";
-import { runKeeper } from "../relay/keeper.js";
+import { RESTARTS_ENV, runKeeper } from "../relay/keeper.js";
 import { fileURLToPath } from "node:url";
 import { createLogger } from "../relay/log.js";
-import { openSources, SourceError } from "../relay/source-factory.js";
+import { notifyServiceManager } from "../relay/service-manager.js";
+import { openSources } from "../relay/source-factory.js";
+import { HandedQueues } from "../relay/handoff/handed-queues.js";
+import { HandoffServer } from "../relay/handoff/handoff-server.js";
+import { reloadDeviceMap } from "../relay/config-reload.js";
+import { serveKeeperChannel } from "../relay/handoff/keeper-link.js";
+import { checkIommuDevice, StartupError } from "../relay/startup-error.js";
 import { SOFTWARE, VERSION } from "../relay/version.js";
 
 async function main(argv: string[]): Promise<number> {
@@ -37,8 +43,9 @@ async function main(argv: string[]): Promise<number> {
   const log = createLogger("iopf-relay", cli.logFormat, cli.logLevel);
   let config: RelayConfig;
   if (cli.config) config = loadRelayConfig(cli.config);
-  else if (cli.faultFds.length === 0 && !cli.iommufd) config = demoConfig();
-  else throw new UsageError("the kernel's fault sources need --config FILE with the device map (\"viommu\" and \"devices\"; see docs/operations.md)");
+  else if (cli.faultFds.length === 0 && !cli.iommufd && cli.handoff === null && cli.keeperChannel === null) config = demoConfig();
+  else throw new UsageError("the kernel's fault sources need --config FILE with the device map (\"viommu\", and \"devices\", which may be empty when a handoff brings them; see docs/operations.md)");
+  if (cli.iommufd) checkIommuDevice();
   if (cli.keeper) {
     const configJson = cli.config ? readConfigText(cli.config) : demoConfigJson();
     return runKeeper({
@@ -52,12 +59,27 @@ async function main(argv: string[]): Promise<number> {
   const opened = await openSources(
     {
       faultFds: cli.faultFds, emulatorFds: cli.emulatorFds, iommufd: cli.iommufd, builtIn: cli.sources, rate: cli.rate,
-      devIds: cli.config ? config.devices.entries.map((e) => e.devId) : DEMO_DEV_IDS, maxHeld: config.maxHeld,
+      devIds: cli.config ? config.devices.entries.map((e) => e.devId) : DEMO_DEV_IDS, maxHeld: config.maxHeld, handoff: cli.handoff !== null || cli.keeperChannel !== null,
     },
     log,
     (info) => process.stdout.write(JSON.stringify(info) + "\n"),
   );
   const relay = await startRelay({ config, link: cli.link, sources: opened.sources, log, software: SOFTWARE, control: cli.control, emulator: opened.emulator });
+  relay.core.metrics.keeperRestarts = Number(process.env[RESTARTS_ENV] ?? 0) || 0;
+  const handed = cli.handoff === null && cli.keeperChannel === null ? null : new HandedQueues({ core: relay.core, devices: relay.devices, fds: opened.fds!, log });
+  const handoff = cli.handoff === null ? null : await HandoffServer.listen(cli.handoff, handed!, { group: cli.handoffGroup, log }).catch(async (err: Error) => {
+    // The relay may have read groups already: it answers them before it exits.
+    await relay.stop();
+    await opened.release();
+    throw err;
+  });
+  const keeperChannel = cli.keeperChannel === null ? null : await serveKeeperChannel(cli.keeperChannel, handed!, log);
+  const configPath = cli.config;
+  if (configPath !== null) {
+    process.on("SIGHUP", () => reloadDeviceMap({ path: configPath, core: relay.core, devices: relay.devices, handedDevIds: () => handed?.devIds() ?? new Set(), log }));
+  }
+  log("relay ready", { ...relay.ready, ...(handoff ? { handoff: handoff.description } : {}) });
+  notifyServiceManager("READY=1", log);
   // Under a keeper: tell it this relay started (a relay that exits before this, again and again, cannot start).
   if (process.send) {
     process.send({ ready: true });
@@ -74,7 +96,10 @@ async function main(argv: string[]): Promise<number> {
       process.exit(1);
     }
     stopping = true;
+    notifyServiceManager("STOPPING=1", log);
     log("stopping: answering every group read", { signal, inFlight: relay.core.inFlight });
+    await handoff?.close();
+    await keeperChannel?.close();
     await relay.stop();
     await opened.release();
     log("stopped", relay.core.metrics.summary());
@@ -90,9 +115,13 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exit(code);
   },
   (err: Error) => {
-    const known = err instanceof UsageError || err instanceof ConfigError || err instanceof SourceError;
-    process.stderr.write(`iopf-relay: ${err.message}\n${err instanceof UsageError ? "run iopf-relay --help for the options\n" : ""}`);
-    if (!known && err.stack) process.stderr.write(err.stack + "\n");
-    process.exit(err instanceof UsageError ? 2 : 1);
+    // The operator's mistakes are one line each, printed here only; anything else is a bug, told once with its stack.
+    if (err instanceof UsageError) {
+      process.stderr.write(`iopf-relay: ${err.message}; run iopf-relay --help for the options\n`);
+      process.exit(2);
+    }
+    if (err instanceof StartupError || err instanceof ConfigError) process.stderr.write(`iopf-relay: ${err.message}\n`);
+    else process.stderr.write(`iopf-relay: unexpected failure: ${err.stack ?? err.message}\n`);
+    process.exit(1);
   },
 );

@@ -8,12 +8,22 @@ import { CtlUsageError, parseCtlCli, USAGE } from "../ctl/ctl-options.js";
 import { injectCommand } from "../ctl/inject-command.js";
 import { recordCommand } from "../ctl/record-command.js";
 import { replayCommand } from "../ctl/replay-command.js";
+import { handoffCommand } from "../ctl/handoff-command.js";
 import { statusCommand } from "../ctl/status-command.js";
 import { topCommand } from "../ctl/top-command.js";
 import { traceCommand } from "../ctl/trace-command.js";
+import { VERSION } from "../relay/version.js";
 
 const out = (s: string): void => void process.stdout.write(s);
 const err = (s: string): void => void process.stderr.write(s);
+
+// A reader that has read enough (`iopfctl trace | head`) closes the pipe:
+// that is the pipeline's normal end, so leave quietly and successfully.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(0);
+  err(`iopfctl: cannot write to the standard output: ${e.message}\n`);
+  process.exit(1);
+});
 
 async function main(argv: string[]): Promise<number> {
   const { control, command: c } = parseCtlCli(argv, process.env);
@@ -21,6 +31,11 @@ async function main(argv: string[]): Promise<number> {
     out(USAGE + "\n");
     return 0;
   }
+  if (c.cmd === "version") {
+    out(VERSION + "\n");
+    return 0;
+  }
+  if (c.cmd === "attach" || c.cmd === "detach") return handoffCommand(c, out, err);
   const client = new ControlClient(control);
   switch (c.cmd) {
     case "status":
@@ -50,9 +65,11 @@ main(process.argv.slice(2)).then(
   // Exit at once: a closed WebSocket or a pending timer must not hold the process.
   (code) => process.exit(code),
   (e: Error) => {
+    // One line for what the user can fix; a stack, once, for anything else.
     const usage = e instanceof CtlUsageError || e instanceof ControlAddressError;
-    err(`iopfctl: ${e.message}\n${usage ? "run iopfctl --help for the commands\n" : ""}`);
-    if (!usage && !(e instanceof CtlError) && e.stack) err(e.stack + "\n");
+    if (usage) err(`iopfctl: ${e.message}; run iopfctl --help for the commands\n`);
+    else if (e instanceof CtlError) err(`iopfctl: ${e.message}\n`);
+    else err(`iopfctl: unexpected failure: ${e.stack ?? e.message}\n`);
     process.exit(usage ? 2 : 1);
   },
 );

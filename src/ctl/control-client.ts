@@ -76,7 +76,7 @@ export class ControlClient {
    * Opens the event stream with a filter; calls onMessage for every message.
    * Resolves when the stream is open, with a function that closes it.
    */
-  events(filter: EventFilter, onMessage: (m: StreamMessage) => void, onClose: (reason: string) => void): Promise<() => void> {
+  events(filter: EventFilter, onMessage: (m: StreamMessage) => void, onClose: (code: number, reason: string) => void): Promise<() => void> {
     const url = this.address.kind === "unix" ? `ws+unix:${this.address.path}:/api/events`
       : `ws://${this.address.host.includes(":") ? `[${this.address.host}]` : this.address.host}:${this.address.port}/api/events`;
     const ws = new WebSocket(url, { perMessageDeflate: false });
@@ -91,7 +91,7 @@ export class ControlClient {
         ws.on("error", () => undefined);
         ws.send(JSON.stringify({ type: "subscribe", ...filter }));
         ws.on("message", (data) => onMessage(JSON.parse(data.toString()) as StreamMessage));
-        ws.on("close", (code, reason) => onClose(reason.toString() || `closed (code ${code})`));
+        ws.on("close", (code, reason) => onClose(code, reason.toString()));
         resolve(() => ws.close());
       });
     });

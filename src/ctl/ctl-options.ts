@@ -3,6 +3,7 @@
 // its range, with the message saying what was expected and what came.
 import { parseArgs } from "node:util";
 import { DEFAULT_CONTROL } from "../relay/control/control-address.js";
+import { MAX_INJECT, MAX_INJECT_PAGES } from "../relay/control/inject-limits.js";
 import { EVENT_KINDS, EventFilter, WireKind } from "../relay/control/wire-event.js";
 import { parsePerm } from "./inject-command.js";
 
@@ -18,7 +19,13 @@ Commands:
   record FILE                events to a JSON-lines file [trace filters] [--count N] [--duration SECONDS]
   replay FILE                a recording's group-read events raised again in time order, via inject
                              [--emulator] [--speed X] [--addr A] [--perm rwxp|N]
+  attach --fault-fd N --fault-id ID --devices JSON
+                             hand an inherited fault fd over to a relay's handoff socket (docs/handoff.md)
+                             [--viommu MODEL] [--vmm-pid PID] [--emulator] --handoff unix:PATH
+  detach --fault-id ID       take it back: the relay answers what it holds of it, then the VMM may detach
+                             [--dev N]... --handoff unix:PATH (or $IOPFCTL_HANDOFF)
 
+  --version                  print iopfctl's version and exit
   --control ADDR             the relay's control server: tcp:127.0.0.1:PORT or unix:PATH
                              (default $IOPFCTL_CONTROL, else ${DEFAULT_CONTROL})
   Kinds: ${EVENT_KINDS.join(", ")}`;
@@ -29,18 +36,23 @@ export class CtlUsageError extends Error {
 
 export type CtlCommand =
   | { cmd: "help" }
+  | { cmd: "version" }
   | { cmd: "status"; json: boolean }
   | { cmd: "trace"; filter: EventFilter; json: boolean; count: number }
   | { cmd: "top"; intervalMs: number; iterations: number; plain: boolean }
   | { cmd: "inject"; dev: number; pasid?: number; addr: number; perm: number; count: number; pages: number; emulator: boolean }
   | { cmd: "record"; file: string; filter: EventFilter; count: number; durationMs: number }
-  | { cmd: "replay"; file: string; emulator: boolean; speed: number; addr: number; perm: number };
+  | { cmd: "replay"; file: string; emulator: boolean; speed: number; addr: number; perm: number }
+  | { cmd: "attach"; handoff: string; faultFd: number; faultId: number; devices: unknown[]; viommu: string | null; vmmPid: number | null; emulator: boolean }
+  | { cmd: "detach"; handoff: string; faultId: number; devIds: number[] | null };
 
 const OPTIONS = {
   control: { type: "string" }, json: { type: "boolean" }, dev: { type: "string", multiple: true }, pasid: { type: "string", multiple: true },
   kind: { type: "string", multiple: true }, count: { type: "string" }, interval: { type: "string" }, iterations: { type: "string" },
   plain: { type: "boolean" }, addr: { type: "string" }, perm: { type: "string" }, pages: { type: "string" }, emulator: { type: "boolean" },
-  duration: { type: "string" }, speed: { type: "string" }, help: { type: "boolean", short: "h" },
+  duration: { type: "string" }, speed: { type: "string" }, help: { type: "boolean", short: "h" }, version: { type: "boolean" },
+  "fault-fd": { type: "string" }, "fault-id": { type: "string" }, devices: { type: "string" }, viommu: { type: "string" }, handoff: { type: "string" },
+  "vmm-pid": { type: "string" },
 } as const;
 
 const ALLOWED: Record<string, string[]> = {
@@ -50,6 +62,8 @@ const ALLOWED: Record<string, string[]> = {
   inject: ["dev", "pasid", "addr", "perm", "count", "pages", "emulator"],
   record: ["dev", "pasid", "kind", "count", "duration"],
   replay: ["emulator", "speed", "addr", "perm"],
+  attach: ["fault-fd", "fault-id", "devices", "viommu", "vmm-pid", "emulator", "handoff"],
+  detach: ["fault-id", "dev", "handoff"],
 };
 
 function integer(flag: string, text: string, min: number, max: number): number {
@@ -97,6 +111,7 @@ export function parseCtlCli(argv: string[], env: NodeJS.ProcessEnv): { control: 
   const { values: v, positionals } = parsed;
   const control = v.control ?? env.IOPFCTL_CONTROL ?? DEFAULT_CONTROL;
   const [cmd, ...args] = positionals;
+  if (v.version && !v.help) return { control, command: { cmd: "version" } };
   if (v.help || cmd === undefined || cmd === "help") return { control, command: { cmd: "help" } };
   const allowed = ALLOWED[cmd];
   if (!allowed) throw new CtlUsageError(`unknown command "${cmd}"; expected one of ${Object.keys(ALLOWED).join(", ")}`);
@@ -132,7 +147,35 @@ export function parseCtlCli(argv: string[], env: NodeJS.ProcessEnv): { control: 
         command: {
           cmd, dev: integer("dev", devs[0]!, 0, 0xffff_ffff), ...(pasids[0] !== undefined ? { pasid: integer("pasid", pasids[0], 0, 0xfffff) } : {}),
           addr: v.addr === undefined ? 0x10000 : integer("addr", v.addr, 0, Number.MAX_SAFE_INTEGER), perm: perm(v.perm),
-          count: count(1, 1, 100_000), pages: v.pages === undefined ? 1 : integer("pages", v.pages, 1, 256), emulator: v.emulator ?? false,
+          count: count(1, 1, MAX_INJECT), pages: v.pages === undefined ? 1 : integer("pages", v.pages, 1, MAX_INJECT_PAGES), emulator: v.emulator ?? false,
+        },
+      };
+    }
+    case "attach":
+    case "detach": {
+      const where = v.handoff ?? env.IOPFCTL_HANDOFF;
+      if (where === undefined || !where.startsWith("unix:") || where.length === 5) {
+        throw new CtlUsageError(`${cmd}: expected --handoff unix:PATH (the relay's --handoff), got ${where === undefined ? "none" : `"${where}"`}`);
+      }
+      if (v["fault-id"] === undefined) throw new CtlUsageError(`${cmd}: expected --fault-id ID (the fault object's id in the VMM's iommufd)`);
+      const faultId = integer("fault-id", v["fault-id"], 0, 0xffff_ffff);
+      if (cmd === "detach") {
+        const devs = list(v.dev).map((t) => integer("dev", t, 0, 0xffff_ffff));
+        return { control, command: { cmd, handoff: where.slice(5), faultId, devIds: devs.length > 0 ? devs : null } };
+      }
+      if (v["fault-fd"] === undefined) throw new CtlUsageError("attach: expected --fault-fd N (an fd iopfctl inherited)");
+      let devices: unknown;
+      try {
+        devices = JSON.parse(v.devices ?? "[]");
+      } catch {
+        throw new CtlUsageError(`--devices: expected a JSON array of device entries like '[{"devId":3,"endpointId":8}]', got "${(v.devices ?? "").slice(0, 60)}"`);
+      }
+      if (!Array.isArray(devices)) throw new CtlUsageError("--devices: expected a JSON array of device entries");
+      return {
+        control,
+        command: {
+          cmd, handoff: where.slice(5), faultFd: integer("fault-fd", v["fault-fd"], 0, 0x7fff_ffff), faultId, devices, viommu: v.viommu ?? null,
+          vmmPid: v["vmm-pid"] === undefined ? null : integer("vmm-pid", v["vmm-pid"], 1, 0x7fff_ffff), emulator: v.emulator ?? false,
         },
       };
     }

@@ -23,6 +23,7 @@ export async function recordCommand(client: ControlClient, o: RecordOptions, err
   });
   let events = 0;
   let lost = 0;
+  let failure: unknown = null;
   await followEvents(client, o.filter, {
     event: (e) => {
       file.write(JSON.stringify(e) + "\n");
@@ -36,7 +37,14 @@ export async function recordCommand(client: ControlClient, o: RecordOptions, err
     },
     signals: ["SIGINT"],
     stopAfterMs: o.durationMs,
-  }, err);
+  }).catch((e: unknown) => {
+    failure = e;
+  });
   await new Promise<void>((resolve) => file.end(resolve));
+  if (failure !== null) {
+    // What was recorded is kept; the exit status says the recording ended early.
+    err(`iopfctl: recorded ${events} events into ${o.file} before the stream ended\n`);
+    throw failure;
+  }
   return { events, lost };
 }

@@ -7,6 +7,7 @@
 // --addr and every page asks --perm.
 import { readFileSync } from "node:fs";
 import type { WireEvent } from "../relay/control/wire-event.js";
+import { MAX_INJECT, MAX_INJECT_PAGES } from "../relay/control/inject-limits.js";
 import { ControlClient, CtlError } from "./control-client.js";
 
 export interface ReplayOptions {
@@ -51,18 +52,18 @@ export function readRecording(file: string): { groups: ReplayGroup[]; skipped: n
       return;
     }
     // The stream shows a group without a PASID as PASID 0.
-    groups.push({ t: e.t, dev: e.dev, pasid: e.pasid ? e.pasid : undefined, pages: Math.max(1, Math.min(256, e.pages ?? 1)) });
+    groups.push({ t: e.t, dev: e.dev, pasid: e.pasid ? e.pasid : undefined, pages: Math.max(1, Math.min(MAX_INJECT_PAGES, e.pages ?? 1)) });
   });
   groups.sort((a, b) => a.t - b.t);
   return { groups, skipped, lost };
 }
 
-/** Consecutive groups alike in device, PASID and size, close in time, as one inject request each. */
+/** Consecutive groups alike in device, PASID and size, close in time, as one inject request each (of at most MAX_INJECT). */
 export function batches(groups: ReplayGroup[]): { t: number; group: ReplayGroup; count: number }[] {
   const out: { t: number; group: ReplayGroup; count: number }[] = [];
   for (const g of groups) {
     const last = out[out.length - 1];
-    if (last && g.t - last.t < BATCH_MS && last.group.dev === g.dev && last.group.pasid === g.pasid && last.group.pages === g.pages) last.count++;
+    if (last && g.t - last.t < BATCH_MS && last.count < MAX_INJECT && last.group.dev === g.dev && last.group.pasid === g.pasid && last.group.pages === g.pages) last.count++;
     else out.push({ t: g.t, group: g, count: 1 });
   }
   return out;

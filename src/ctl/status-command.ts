@@ -17,12 +17,15 @@ export function statusText(s: RelayStatus): string {
     `relay        ${s.software}, pid ${s.pid}, up ${s.uptimeS} s, ${s.viommu}`,
     `sources      ${s.sources.join(", ")}${s.inject.synthetic || s.inject.emulator ? `  (inject: ${[s.inject.synthetic ? "synthetic" : "", s.inject.emulator ? "emulator" : ""].filter(Boolean).join(", ")})` : ""}`,
     `session      ${session}; ${s.session.up} up, ${s.session.down} down so far`,
+    ...(s.session.flapping ? [`             FLAPPING: agent connections keep taking the session from each other (${s.session.takeovers} takeovers): are two agents using this socket?`] : []),
     `in flight    ${s.inFlight} groups (${s.queued} waiting for credit)`,
     `groups       ${c.groups} read from ${c.records} records, ${c.sent} sent to the agent`,
     `answers      ${c.answered}: guest ${guest.success} success / ${guest.invalid} invalid, deadline ${c.deadlines}${otherOrigins ? `, ${otherOrigins}` : ""}`,
     `refused      ${c.refused} by the source${c.unknownCodes ? `; ${c.unknownCodes} unknown guest codes` : ""}`,
     `dropped      ${dropped || "none"} (guest answers never written)`,
-    `latency      p50 ${microseconds(s.latencyUs.p50)}, p90 ${microseconds(s.latencyUs.p90)}, p99 ${microseconds(s.latencyUs.p99)}, max ${microseconds(s.latencyUs.max)} over ${s.latencyUs.count} answers`,
+    s.latencyUs.count > 0
+      ? `latency      p50 ${microseconds(s.latencyUs.p50)}, p90 ${microseconds(s.latencyUs.p90)}, p99 ${microseconds(s.latencyUs.p99)}, max ${microseconds(s.latencyUs.max)} over the last ${s.latencyUs.windowS} s (${s.latencyUs.count} answers)`
+      : `latency      no answers in the last ${s.latencyUs.windowS} s`,
     `viewers      ${s.viewers} watching the event stream${s.eventsLost ? `, ${s.eventsLost} events lost to slow viewers` : ""}`,
     "",
     ...table(

@@ -25,5 +25,5 @@ export function traceCommand(client: ControlClient, o: TraceOptions, out: (s: st
       else if (m.type === "error") err(`iopfctl: the relay refused the filter: ${m.message}\n`);
     },
     signals: ["SIGINT", "SIGTERM"],
-  }, err);
+  });
 }

@@ -178,6 +178,18 @@ export class FaultPump implements AsyncIterable<PumpEvent> {
     this.#command({ op: "remove", fd });
   }
 
+  /**
+   * Forgets a fd removed before (its "removed" event came): no more answers
+   * go to it, and the fd number may be added again. Returns the answers that
+   * could not be written (a stream that stayed full).
+   */
+  forget(fd: number): number {
+    const q = this.#queues.get(fd);
+    if (!q) return 0;
+    this.#queues.delete(fd);
+    return q.dispose();
+  }
+
   /** The worker reads while fewer than `groups` are held. */
   setLimit(groups: number): void {
     if (Atomics.load(this.#ctrl, CTRL_LIMIT) === groups) return;

@@ -5,7 +5,7 @@
 import { Flag } from "./frame-header.js";
 import { batchEntrySize, encodePageRequestsFrame, FrameWriter, PageResponseColumns, pageRequestSize } from "./hot-codec.js";
 import { LinkError, LinkErrorCode, linkErrorName } from "./link-error.js";
-import { BatchOutcome, GoodbyeReason, LinkPeer } from "./link-peer.js";
+import { BatchOutcome, GoodbyeReason, LinkPeer, SessionEndCause } from "./link-peer.js";
 import { Inbound, pb, WireWelcome } from "./messages.js";
 import { peerText } from "./peer-text.js";
 import { Agreement, HANDSHAKE_MAX_PAYLOAD, Capabilities, checkAnswer, checkCapabilities, OUR_CAPABILITIES } from "./negotiation.js";
@@ -31,7 +31,7 @@ export interface HostLinkHandler {
   pageResponses(epoch: number, responses: PageResponseColumns): void;
   /** The agent's new credit window, already clamped to the agreed max_in_flight. */
   credit(epoch: number, window: number): void;
-  sessionDown(epoch: number, reason: string): void;
+  sessionDown(epoch: number, reason: string, cause: SessionEndCause): void;
   /** The stream drained after a send returned false. */
   writable(): void;
   closed(err?: Error): void;
@@ -40,7 +40,8 @@ export interface HostLinkHandler {
 export interface HostLinkOptions {
   capabilities?: Capabilities;
   model: iopf.link.v1.ViommuModel;
-  endpoints: IEndpoint[];
+  /** The Hello's endpoint table, or how to get it at each Hello (the device map changes at runtime). */
+  endpoints: readonly IEndpoint[] | (() => readonly IEndpoint[]);
   software: string;
   /** Gives each session its epoch; epochs must not repeat within a relay's life. */
   nextEpoch: () => number;
@@ -123,7 +124,7 @@ export class HostLink extends LinkPeer {
   }
 
   protected onNewPeerSync(): void {
-    this.endSession("agent sent a new SYNC: it restarted or lost alignment");
+    this.endSession("agent sent a new SYNC: it restarted or lost alignment", "new-sync");
     if (this.channel.aligned) this.sendHello();
   }
 
@@ -136,7 +137,7 @@ export class HostLink extends LinkPeer {
         if (msg.code === RequestCode.HELLO && msg.id === this.helloId && this.state === "hello-sent") {
           // The agent refused the offer: retrying the same offer cannot succeed,
           // so stay idle until the agent resyncs (a restart or a new config).
-          this.endSession(`agent refused the handshake: ${linkErrorName(msg.body.code)}: ${peerText(msg.body.message, 200)}`);
+          this.endSession(`agent refused the handshake: ${linkErrorName(msg.body.code)}: ${peerText(msg.body.message, 200)}`, "refused");
         }
         return;
       case "ack":
@@ -159,7 +160,7 @@ export class HostLink extends LinkPeer {
     }
   }
 
-  protected endSession(reason: string): void {
+  protected endSession(reason: string, cause: SessionEndCause): void {
     this.clearHandshakeTimer();
     const wasUp = this.session;
     this.session = null;
@@ -167,7 +168,7 @@ export class HostLink extends LinkPeer {
     this.state = "no-session";
     // Until the next handshake agrees on one, the handshake's limit applies again.
     this.channel.setMaxPayload(HANDSHAKE_MAX_PAYLOAD);
-    if (wasUp) this.handler.sessionDown(wasUp.epoch, reason);
+    if (wasUp) this.handler.sessionDown(wasUp.epoch, reason, cause);
   }
 
   protected onDrain(): void {
@@ -192,7 +193,7 @@ export class HostLink extends LinkPeer {
       limits: caps.limits,
       sessionEpoch: this.epoch,
       model: this.options.model,
-      endpoints: this.options.endpoints,
+      endpoints: [...(typeof this.options.endpoints === "function" ? this.options.endpoints() : this.options.endpoints)],
       software: this.options.software,
     });
     const timeoutMs = this.options.handshakeTimeoutMs ?? 5000;

@@ -20,6 +20,10 @@ const PEER_MESSAGE_CHARS = 200;
 
 export type GoodbyeReason = iopf.link.v1.GoodbyeReason;
 
+/** Why a session ended, as a category an operator can count and alert on (the reason text says more). */
+export const SESSION_END_CAUSES = ["goodbye-received", "goodbye-sent", "peer-error", "protocol-error", "new-sync", "hangup", "closed", "refused"] as const;
+export type SessionEndCause = (typeof SESSION_END_CAUSES)[number];
+
 export interface BatchOutcome<T> {
   /** False when the stream asks the caller to wait for "drain". */
   writable: boolean;
@@ -90,7 +94,7 @@ export abstract class LinkPeer {
   goodbye(reason: GoodbyeReason, message: string, needReply = false): void {
     if (this.sessionActive()) {
       this.channel.send(RequestCode.GOODBYE, needReply ? Flag.NEED_REPLY : 0, this.channel.newRequestId(), pb.Goodbye, { reason, message });
-      this.endSession(`goodbye sent: ${message}`);
+      this.endSession(`goodbye sent: ${message}`, "goodbye-sent");
     }
   }
 
@@ -98,7 +102,7 @@ export abstract class LinkPeer {
   protected fail(err: LinkError): void {
     if (this.stopped) return;
     this.channel.send(RequestCode.ERROR, 0, this.channel.newRequestId(), pb.Error, { code: err.code, message: err.message });
-    this.endSession(err.message);
+    this.endSession(err.message, "protocol-error");
     this.resync.start();
   }
 
@@ -172,7 +176,7 @@ export abstract class LinkPeer {
 
   protected abstract sessionActive(): boolean;
   /** Session bookkeeping when a session ends for any reason; must be idempotent. */
-  protected abstract endSession(reason: string): void;
+  protected abstract endSession(reason: string, cause: SessionEndCause): void;
   protected abstract onAligned(): void;
   protected abstract onNewPeerSync(): void;
   protected abstract onSessionMessage(msg: Inbound): void;
@@ -192,13 +196,13 @@ export abstract class LinkPeer {
         return;
       case "error":
         // The peer ends the session and resyncs; wait for its SYNC.
-        this.endSession(`${this.peerName} reported ${linkErrorName(msg.body.code)}: ${peerText(msg.body.message, PEER_MESSAGE_CHARS)}`);
+        this.endSession(`${this.peerName} reported ${linkErrorName(msg.body.code)}: ${peerText(msg.body.message, PEER_MESSAGE_CHARS)}`, "peer-error");
         return;
       case "goodbye":
         if (msg.reply) return;
         this.peerGoodbye = msg.body.reason;
         if (msg.needReply) this.channel.send(RequestCode.GOODBYE, Flag.REPLY, msg.id, pb.Goodbye, {});
-        this.endSession(`${this.peerName} said goodbye: ${msg.body.message ? peerText(msg.body.message, PEER_MESSAGE_CHARS) : "no reason given"}`);
+        this.endSession(`${this.peerName} said goodbye: ${msg.body.message ? peerText(msg.body.message, PEER_MESSAGE_CHARS) : "no reason given"}`, "goodbye-received");
         return;
       default:
         this.onSessionMessage(msg);
@@ -206,12 +210,12 @@ export abstract class LinkPeer {
   }
 
   private onHangup(): void {
-    this.endSession(`${this.peerName} hung up`);
+    this.endSession(`${this.peerName} hung up`, "hangup");
     this.resync.start();
   }
 
   private onClose(err?: Error): void {
-    this.endSession(err ? `stream failed: ${err.message}` : "stream closed");
+    this.endSession(err ? `stream failed: ${err.message}` : "stream closed", "closed");
     this.shutdown();
     this.onClosed(err);
   }

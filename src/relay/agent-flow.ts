@@ -14,6 +14,7 @@ import { randomInt } from "node:crypto";
 import { Ledger, LedgerEntry } from "../fault/ledger.js";
 import { HostLink, HostLinkOptions, HostSession } from "../link/host-link.js";
 import { PageResponseColumns } from "../link/hot-codec.js";
+import { SESSION_END_CAUSES, SessionEndCause } from "../link/link-peer.js";
 import { pb } from "../link/messages.js";
 import { Feature } from "../link/negotiation.js";
 import { ByteStream } from "../link/transport/byte-stream.js";
@@ -31,9 +32,13 @@ export interface AgentFlowOptions {
   maxCandidates: number;
 }
 
+/** Why the relay's session with its agent ended: the link's causes, a takeover by another connection, or the relay stopping. */
+export const SESSION_DOWN_CAUSES = [...SESSION_END_CAUSES, "replaced"] as const;
+export type SessionDownCause = (typeof SESSION_DOWN_CAUSES)[number];
+
 export type FlowEvent =
   | { kind: "session-up"; session: HostSession; takeover: boolean }
-  | { kind: "session-down"; epoch: number; reason: string; requeued: number }
+  | { kind: "session-down"; epoch: number; reason: string; cause: SessionDownCause; requeued: number }
   | { kind: "credit"; window: number }
   | { kind: "agent-absent"; graceMs: number }
   | { kind: "connection-refused"; from: string; candidates: number }
@@ -124,7 +129,7 @@ export class AgentFlow<D> {
         this.limitChanged();
         this.schedule();
       },
-      sessionDown: (epoch, reason) => this.onSessionDown(link, epoch, reason),
+      sessionDown: (epoch, reason, cause) => this.onSessionDown(link, epoch, reason, cause),
       writable: () => {
         if (link !== this.current) return;
         this.writable = true;
@@ -200,7 +205,7 @@ export class AgentFlow<D> {
       if (old) {
         takeover = true;
         // Its session ends here (sessionDown runs, and is ignored: old is no longer current).
-        this.endSession("another agent connection completed a handshake");
+        this.endSession("another agent connection completed a handshake", "replaced");
         old.close(pb.GoodbyeReason.GOODBYE_REPLACED, "another agent connection took over this relay");
       }
     }
@@ -215,18 +220,18 @@ export class AgentFlow<D> {
     this.schedule();
   }
 
-  private onSessionDown(link: HostLink, epoch: number, reason: string): void {
+  private onSessionDown(link: HostLink, epoch: number, reason: string, cause: SessionEndCause): void {
     if (link !== this.current || this.session?.epoch !== epoch) return;
-    this.endSession(reason);
+    this.endSession(reason, cause);
   }
 
-  private endSession(reason: string): void {
+  private endSession(reason: string, cause: SessionDownCause): void {
     const session = this.session;
     if (!session) return;
     this.session = null;
     this.ledger.forgiveOwed();
     const requeued = this.ledger.requeueSession(session.epoch);
-    this.host.event({ kind: "session-down", epoch: session.epoch, reason, requeued });
+    this.host.event({ kind: "session-down", epoch: session.epoch, reason, cause, requeued });
     this.limitChanged();
     if (!this.stopping) this.startGrace();
   }

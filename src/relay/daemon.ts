@@ -31,8 +31,12 @@ export interface DaemonOptions {
 
 export interface RunningRelay {
   core: RelayCore<GuestTarget>;
+  /** The device map in force, replaced at runtime by handoffs, detaches and reloads. */
+  devices: GuestDevices;
   endpoint: LinkEndpoint;
   control: ControlServer | null;
+  /** What the relay serves, for the "relay ready" line its command logs once every listener of its own is up too. */
+  ready: Record<string, unknown>;
   stop(): Promise<void>;
 }
 
@@ -61,7 +65,7 @@ export async function startRelay(opts: DaemonOptions): Promise<RunningRelay> {
     link: {
       capabilities: { ...OUR_CAPABILITIES, limits: config.link },
       model: config.devices.codec.model,
-      endpoints: helloEndpoints(config.devices),
+      endpoints: () => helloEndpoints(devices.map),
       software: opts.software,
     },
     ledger: config.ledger,
@@ -76,7 +80,19 @@ export async function startRelay(opts: DaemonOptions): Promise<RunningRelay> {
   const endpoint = await openLinkEndpoint(opts.link, (stream) => core.attach(stream), log);
   const control = controlAddress === null ? null : await startControlServer({
     address: controlAddress,
-    view: { core, devices: config.devices.entries, viommu: config.devices.viommu, sources: opts.sources.map((s) => s.description), software: opts.software, startedAtMs },
+    view: {
+      core,
+      // The device map and the sources change at runtime (handoff, detach, reload): read them at each request.
+      get devices() {
+        return devices.map.entries;
+      },
+      viommu: config.devices.viommu,
+      get sources() {
+        return core.sourceNames;
+      },
+      software: opts.software,
+      startedAtMs,
+    },
     injectors: { synthetic: opts.sources.find((s): s is SyntheticSource => s instanceof SyntheticSource) ?? null, emulator: opts.emulator ?? null },
     log,
   }).catch(async (err: Error) => {
@@ -85,13 +101,14 @@ export async function startRelay(opts: DaemonOptions): Promise<RunningRelay> {
     await core.shutdown();
     throw err;
   });
-  log("relay ready", { link: endpoint.description, sources: opts.sources.map((s) => s.description), viommu: config.devices.viommu, devices: config.devices.entries.length, ...(control ? { control: control.description } : {}) });
 
   let stopped: Promise<void> | null = null;
   return {
     core,
+    devices,
     endpoint,
     control,
+    ready: { link: endpoint.description, sources: opts.sources.map((s) => s.description), viommu: config.devices.viommu, devices: config.devices.entries.length, ...(control ? { control: control.description } : {}) },
     stop: () => {
       stopped ??= (async () => {
         await control?.close();

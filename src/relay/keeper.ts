@@ -22,11 +22,17 @@ import { checkEmulatorFd, checkFaultFd } from "../kernel/fd-kind.js";
 import { IommuFd } from "../kernel/iommufd.js";
 import type { FdKind } from "../kernel/record-reader.js";
 import { sweepCookies } from "../kernel/sweep.js";
+import { seqpacketPair } from "../kernel/unix-rights.js";
+import * as libc from "../kernel/libc.js";
 import { Backoff } from "../link/backoff.js";
 import { RelayCli } from "./cli-options.js";
 import { LinkEndpointSpec } from "./link-endpoint.js";
 import { Logger } from "./log.js";
 import { emulatorDemoLoad, SourceError } from "./source-factory.js";
+import { ConfigError, parseRelayConfig, readConfigText } from "./config.js";
+import { HandoffServer } from "./handoff/handoff-server.js";
+import { KeeperChannel } from "./handoff/keeper-link.js";
+import { KeeperQueues } from "./handoff/keeper-queues.js";
 
 /** Restarts back off from the first delay to the last, doubling; a relay that lived this long starts the count again. */
 const RESTART_MIN_MS = 100;
@@ -34,11 +40,13 @@ const RESTART_MAX_MS = 5000;
 const STABLE_AFTER_MS = 30_000;
 /** This many exits in a row before the relay said it was ready: it cannot start. */
 const FAILED_STARTS_ALLOWED = 5;
+/** How many times the keeper restarted its relay before this one, for the relay's metrics. */
+export const RESTARTS_ENV = "IOPF_KEEPER_RESTARTS";
 /** The child's first inherited fd: 0-2 are stdio. */
 const FIRST_CHILD_FD = 3;
 
 function linkArgs(link: LinkEndpointSpec): string[] {
-  if ("listen" in link) return ["--listen", link.listen];
+  if ("listen" in link) return ["--listen", link.listen, ...(link.socketMode !== undefined ? ["--socket-mode", `0${link.socketMode.toString(8)}`] : [])];
   if ("connect" in link) return ["--connect", link.connect];
   return ["--fd", String(link.fd)];
 }
@@ -101,9 +109,16 @@ export async function runKeeper(opts: KeeperOptions): Promise<number> {
     if (cli.rate > 0) emulator.load(emulatorDemoLoad(opts.devIds, cli.rate)).catch((err: Error) => log.level("debug", "emulator load ended", { error: err.message }));
   }
 
+  // Handoffs come to the keeper, which holds their fds and passes them on to each relay it runs.
+  const channel = cli.handoff === null ? null : await KeeperChannel.start();
+  const handed = channel === null ? null : new KeeperQueues(channel, sweepBound(opts.maxHeld), log);
+  const handoff = handed === null ? null : await HandoffServer.listen(cli.handoff!, handed, { group: cli.handoffGroup, log });
+  const channelFd = FIRST_CHILD_FD + held.length;
+
   const childArgs = [
     opts.script, ...linkArgs(cli.link), "--config", configPath,
     ...held.flatMap((h, i) => [h.flag, String(FIRST_CHILD_FD + i)]),
+    ...(channel ? ["--keeper-channel", String(channelFd)] : []),
     ...(cli.sources.includes("synthetic") ? ["--source", "synthetic"] : []),
     ...(cli.rate > 0 && cli.sources.includes("synthetic") ? ["--rate", String(cli.rate)] : []),
     ...(cli.control ? ["--control", cli.control] : []),
@@ -125,6 +140,7 @@ export async function runKeeper(opts: KeeperOptions): Promise<number> {
   /** Answers SUCCESS to what a relay that did not stop in order may have held: each device retries. */
   const sweepHeld = (): void => {
     const bound = sweepBound(opts.maxHeld);
+    handed?.sweepAll();
     for (const h of held) {
       try {
         const { accepted } = sweepCookies(h.fd, h.kind, bound);
@@ -136,6 +152,8 @@ export async function runKeeper(opts: KeeperOptions): Promise<number> {
   };
 
   const finish = async (code: number): Promise<void> => {
+    await handoff?.close();
+    await channel?.close();
     if (emulator) {
       const s = await emulator.quit();
       log("kernel emulator final stats", { delivered: s.deliveredGroups, success: s.answeredSuccess, invalid: s.answeredInvalid, outstanding: s.outstanding, violations: s.violationCount });
@@ -149,8 +167,17 @@ export async function runKeeper(opts: KeeperOptions): Promise<number> {
   const startChild = (): void => {
     const startedAt = Date.now();
     let ready = false;
-    const c = spawn(process.execPath, childArgs, { stdio: ["ignore", "inherit", "pipe", ...held.map((h) => h.fd), "ipc"] });
+    const pair = channel ? seqpacketPair() : null;
+    const c = spawn(process.execPath, childArgs, {
+      stdio: ["ignore", "inherit", "pipe", ...held.map((h) => h.fd), ...(pair ? [pair[1]] : []), "ipc"],
+      // The relay reports it (iopf_relay_keeper_restarts_total): its own counters start again at every restart.
+      env: { ...process.env, [RESTARTS_ENV]: String(restarts) },
+    });
     child = c;
+    if (pair) {
+      libc.close(pair[1]);
+      channel!.connect(pair[0]);
+    }
     log("relay started", { pid: c.pid, restarts, fds: held.map((h) => h.fd) });
     createInterface({ input: c.stderr! }).on("line", (line) => {
       process.stderr.write(line + "\n");
@@ -161,10 +188,13 @@ export async function runKeeper(opts: KeeperOptions): Promise<number> {
       if ((m as { ready?: boolean }).ready !== true || ready) return;
       ready = true;
       failedStarts = 0;
+      // Every queue handed over goes to the new relay before anything else the VMM asks.
+      if (channel) void channel.ready((send) => handed!.resend(send));
       opts.ready?.();
     });
     c.on("exit", (code, signal) => {
       child = null;
+      channel?.disconnect();
       const clean = code === 0 && signal === null;
       lastExitClean = clean;
       if (stopping) {
@@ -202,6 +232,20 @@ export async function runKeeper(opts: KeeperOptions): Promise<number> {
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+  // A reload reads the operator's file again; the relay reloads the keeper's copy of it.
+  if (cli.config !== null) {
+    const source = cli.config;
+    process.on("SIGHUP", () => {
+      try {
+        const text = readConfigText(source);
+        parseRelayConfig(text, source);
+        writeFileSync(configPath, text, { mode: 0o600 });
+        child?.kill("SIGHUP");
+      } catch (err) {
+        log.level("error", "the config was not reloaded; the relay keeps the map in force", { path: source, error: err instanceof ConfigError ? err.message : (err as Error).message });
+      }
+    });
+  }
   startChild();
   return done;
 }

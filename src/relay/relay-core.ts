@@ -99,7 +99,7 @@ export class RelayCore<D> {
   private readonly maxHeld: number;
   private readonly readAhead: number;
   /** Lines a guest or a peer can trigger at its own pace: written at most once a second per cause. */
-  private readonly lines: Record<"refused" | "handshakeFailed" | "sessionUp" | "sessionDown" | "flapping", RateLimitedLog>;
+  private readonly lines: Record<"refused" | "handshakeFailed" | "sessionUp" | "sessionDown" | "flapping" | "windowOverHeld", RateLimitedLog>;
   private deadlineTimer: NodeJS.Timeout | null = null;
   private deadlineArmedFor = Infinity;
   private stopping = false;
@@ -118,6 +118,7 @@ export class RelayCore<D> {
       sessionUp: new RateLimitedLog(info, "agent session up"),
       sessionDown: new RateLimitedLog(info, "agent session down"),
       flapping: new RateLimitedLog(warn, "agent connections keep taking the session from each other: are two agents using this relay's socket?", 60_000),
+      windowOverHeld: new RateLimitedLog(warn, "the agent's window is more than the relay may hold: groups wait in the kernel's queue while the agent has credit; raise limits.maxHeld", 60_000),
     };
     this.writer = new AnswerWriter(this.sources, this.metrics, {
       answered: (group, code, origin) => {
@@ -174,6 +175,11 @@ export class RelayCore<D> {
     return this.flow.currentSession;
   }
 
+  /** The sources read now, by description. */
+  get sourceNames(): string[] {
+    return [...this.sources.values()].map((s) => s.description);
+  }
+
   addSource(source: FaultSource): void {
     if (this.sources.has(source.id)) throw new Error(`fault source id ${source.id} is already in use (by ${this.sources.get(source.id)?.description}); give each source its own id`);
     this.sources.set(source.id, source);
@@ -194,6 +200,39 @@ export class RelayCore<D> {
       },
     });
     source.setReadLimit(this.readLimit);
+  }
+
+  /**
+   * Takes a source away for good (its queue detached, or its VMM gone): stops
+   * reading it, then, with "answer", answers INVALID every group of it still
+   * held and writes those answers; with "drop" (the kernel has answered them
+   * already: the VMM detached first, or died), ends them with no answer.
+   * Returns how many it answered or dropped.
+   */
+  async removeSource(source: FaultSource, how: "answer" | "drop"): Promise<number> {
+    if (this.sources.get(source.id) !== source) return 0;
+    await source.close();
+    const partial = this.assemblers.get(source.id)?.takePartial() ?? [];
+    let n: number;
+    if (how === "answer") {
+      for (const g of partial) this.admit(g, { answer: KernelCode.INVALID, origin: "device-removed" });
+      const drained = this.ledger.drain("device-removed", KernelCode.INVALID, (e) => e.group.sourceId === source.id);
+      this.flow.cancelled(drained, pb.CancelReason.CANCEL_DEVICE_REMOVED);
+      this.writer.flush();
+      n = drained.length + partial.length;
+    } else {
+      const ended = this.ledger.endSource(source.id, "kernel-ended");
+      this.flow.cancelled(ended, pb.CancelReason.CANCEL_DEVICE_REMOVED);
+      n = ended.length;
+    }
+    this.sources.delete(source.id);
+    this.assemblers.delete(source.id);
+    return n;
+  }
+
+  /** Writes the answers decided so far now, rather than at the end of this turn. */
+  flushAnswers(): void {
+    this.writer.flush();
   }
 
   /** Serves an agent on a new stream; it replaces the agent in session once its handshake succeeds. */
@@ -307,26 +346,25 @@ export class RelayCore<D> {
           epoch: e.session.epoch, agent, limits: e.session.agreement.limits, features: e.session.agreement.features, ...(e.takeover ? { takeover: true } : {}),
         });
         if (e.takeover) this.tookOver();
-        const wants = e.session.agreement.limits.maxInFlight + this.readAhead;
-        if (wants > this.maxHeld) {
-          this.log.level("warn", "the agent's window is more than the relay may hold: groups wait in the kernel's queue while the agent has credit; raise limits.maxHeld", {
-            window: e.session.agreement.limits.maxInFlight, maxHeld: this.maxHeld, enough: wants,
-          });
-        }
         this.emit({ kind: "session-up", epoch: e.session.epoch, agent });
         return;
       }
       case "session-down": {
         const reason = e.reason;
         m.sessionsDown++;
+        m.sessionsEnded.set(e.cause, (m.sessionsEnded.get(e.cause) ?? 0) + 1);
         m.sessionState = "waiting";
         m.lastSessionDownReason = reason;
-        this.lines.sessionDown.report("down", { epoch: e.epoch, reason, requeued: e.requeued });
+        this.lines.sessionDown.report("down", { epoch: e.epoch, reason, cause: e.cause, requeued: e.requeued });
         this.emit({ kind: "session-down", epoch: e.epoch, reason });
         return;
       }
       case "credit":
         m.creditWindow = e.window;
+        // The agent's own window (its credits), not the ceiling agreed at the handshake, is what it asks for.
+        if (e.window + this.readAhead > this.maxHeld) {
+          this.lines.windowOverHeld.report("window", { window: e.window, maxHeld: this.maxHeld, enough: e.window + this.readAhead });
+        }
         return;
       case "agent-absent": {
         const drained = this.ledger.drain("session-lost", KernelCode.INVALID);

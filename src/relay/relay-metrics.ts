@@ -1,8 +1,9 @@
 // Everything the relay counts. Plain fields, bumped on the hot path; readers
 // (the live view, the control server) take snapshots.
 import { AnswerOrigin, EndReason } from "../fault/fault-group.js";
+import type { SessionDownCause } from "./agent-flow.js";
 import { DropReason } from "../fault/ledger.js";
-import { LatencyHistogram } from "./latency-histogram.js";
+import { LatencyRecorder } from "./latency-histogram.js";
 
 export type SessionState = "waiting" | "handshake" | "up";
 
@@ -25,11 +26,15 @@ export class RelayMetrics {
   sweptGroups = 0;
   /** Fault sources that stopped delivering. */
   sourceFailures = 0;
+  /** Relays the keeper started before this one (0 without a keeper). */
+  keeperRestarts = 0;
   /** Guest answers with a code the link does not define; each became INVALID. */
   unknownCodes = 0;
   groupsSent = 0;
   sessionsUp = 0;
   sessionsDown = 0;
+  /** Sessions ended, by cause. */
+  readonly sessionsEnded = new Map<SessionDownCause, number>();
   /** Sessions taken over by another agent connection, and the monotonic times of the last few. */
   takeovers = 0;
   recentTakeovers: number[] = [];
@@ -38,10 +43,16 @@ export class RelayMetrics {
   sessionState: SessionState = "waiting";
   lastSessionDownReason = "";
   creditWindow = 0;
-  /** From a group's read to its answer's write, for every origin. */
-  readonly latency = new LatencyHistogram();
+  /** From a group's read to its answer's write, for every origin: since start, and `.recent` for the last seconds. */
+  readonly latency: LatencyRecorder;
   /** The same, for guest answers only: what the guest path costs. */
-  readonly guestLatency = new LatencyHistogram();
+  readonly guestLatency: LatencyRecorder;
+
+  /** clock: whole seconds for the recent latency window (tests pass their own). */
+  constructor(clock?: () => number) {
+    this.latency = new LatencyRecorder(clock);
+    this.guestLatency = new LatencyRecorder(clock);
+  }
 
   countAnswer(origin: AnswerOrigin, code: number): void {
     let c = this.answers.get(origin);

@@ -12,12 +12,13 @@ import { SyntheticSource } from "../fault/sources/synthetic-source.js";
 import { checkEmulatorFd, checkFaultFd, FdCheck } from "../kernel/fd-kind.js";
 import { IommuFd } from "../kernel/iommufd.js";
 import { Logger } from "./log.js";
+import { StartupError } from "./startup-error.js";
 
 /** Above every fd number (the kernel's nr_open ceiling is 2^20), so an in-process source never shares an id with a fd. */
 const SYNTHETIC_ID = 0x10_0000;
 
 /** A source the operator named that cannot be used: one line, exit 1. */
-export class SourceError extends Error {
+export class SourceError extends StartupError {
   override readonly name = "SourceError";
 }
 
@@ -34,6 +35,8 @@ export interface SourceRequest {
   devIds: number[];
   /** The most groups the relay holds; bounds what a sweep must cover. */
   maxHeld: number;
+  /** Fault fds will be handed over at runtime: start the pump even with none now. */
+  handoff: boolean;
 }
 
 export interface OpenedSources {
@@ -76,7 +79,7 @@ export async function openSources(req: SourceRequest, log: Logger, announce: (in
     emulator = await KernelEmulator.start();
     specs.push({ fd: emulator.faultFd, kind: "stream", description: "kernel emulator", sweep: false });
   }
-  const fds = specs.length === 0 ? null : await FdSourceSet.start({ maxHeld: req.maxHeld });
+  const fds = specs.length === 0 && !req.handoff ? null : await FdSourceSet.start({ maxHeld: req.maxHeld });
   const sources = specs.map((s) => fds!.add(s));
   let synthetic: SyntheticSource | null = null;
   if (req.builtIn.includes("synthetic")) {

@@ -65,6 +65,16 @@ export class DeviceMap {
     }
   }
 
+  /** This map with more entries (already checked: their devIds and endpoints new to this map). */
+  with(entries: readonly DeviceEntry[]): DeviceMap {
+    return new DeviceMap(this.viommu, this.codec, [...this.entries, ...entries]);
+  }
+
+  /** This map without the entries of these devices. */
+  without(devIds: ReadonlySet<number>): DeviceMap {
+    return new DeviceMap(this.viommu, this.codec, this.entries.filter((e) => !devIds.has(e.devId)));
+  }
+
   /**
    * The guest side of a fault of host device devId, with host PASID
    * hostPasid (null when the fault carries none). An entry for that exact

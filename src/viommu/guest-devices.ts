@@ -15,15 +15,25 @@ export interface GuestDevicesOptions {
 
 export class GuestDevices {
   constructor(
-    readonly map: DeviceMap,
+    private current: DeviceMap,
     private readonly options: GuestDevicesOptions = {},
   ) {}
 
+  /** The map in force: it changes at runtime (a handoff adds devices, a detach or a config reload removes them). */
+  get map(): DeviceMap {
+    return this.current;
+  }
+
+  /** Replaces the map; groups already admitted keep the device they were resolved to. */
+  replace(map: DeviceMap): void {
+    this.current = map;
+  }
+
   /** Null for a device or PASID the map does not know, or a group this guest's model cannot show. */
   resolve(group: HostGroup): GuestTarget | null {
-    const target = this.map.lookup(group.devId, group.pasidValid ? group.pasid : null);
+    const target = this.current.lookup(group.devId, group.pasidValid ? group.pasid : null);
     if (target === null) return null;
-    const unfit = whyUnfit(group, target, this.map.codec);
+    const unfit = whyUnfit(group, target, this.current.codec);
     if (unfit === null) return target;
     this.options.unfit?.(group, unfit);
     return null;
@@ -35,6 +45,6 @@ export class GuestDevices {
   }
 
   pageRequest(group: HostGroup, target: GuestTarget, tag: number, budgetUs: number, rawRecords: boolean): WirePageRequest {
-    return buildPageRequest(group, target, this.map.codec, { tag, budgetUs, rawRecords });
+    return buildPageRequest(group, target, this.current.codec, { tag, budgetUs, rawRecords });
   }
 }

@@ -10,10 +10,11 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { until } from "../support/memory-stream.js";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-export const RELAY_CLI = join(root, "build", "src", "cli", "iopf-relay.js");
-export const IOPFCTL_CLI = join(root, "build", "src", "cli", "iopfctl.js");
-export const AGENT_BUNDLE = join(root, "dist", "iopf-agent.mjs");
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+export const RELAY_CLI = join(ROOT, "build", "src", "cli", "iopf-relay.js");
+export const IOPFCTL_CLI = join(ROOT, "build", "src", "cli", "iopfctl.js");
+export const DEMO_CLI = join(ROOT, "build", "src", "cli", "demo.js");
+export const AGENT_BUNDLE = join(ROOT, "dist", "iopf-agent.mjs");
 
 interface Teardown {
   teardown(f: () => void | Promise<void>): void;
@@ -89,12 +90,12 @@ export async function startRelay(t: Teardown, o: RelayOptions): Promise<RelayPro
   };
 }
 
-/** An agent answering SUCCESS for every address below 0x4000000000 on any PASID. */
-export function startAgent(t: Teardown, relay: RelayProc, credits = 256): Proc {
+/** An agent answering SUCCESS for every address below 0x4000000000 on any PASID (after the handlers given first). */
+export function startAgent(t: Teardown, relay: RelayProc, credits = 256, handlers: object[] = [], more: object = {}): Proc {
   const config = join(relay.dir, "agent.json");
   writeFileSync(config, JSON.stringify({
-    credits, appSocket: "none",
-    handlers: [{ handler: "policy", rules: [{ start: "0x0", end: "0x4000000000", perm: "rwx", answer: "success" }] }],
+    credits, appSocket: "none", ...more,
+    handlers: [...handlers, { handler: "policy", rules: [{ start: "0x0", end: "0x4000000000", perm: "rwx", answer: "success" }] }],
   }));
   return run(t, AGENT_BUNDLE, ["--connect", `unix:${relay.socketPath}`, "--config", config]);
 }

@@ -53,6 +53,9 @@ test("metrics after M deadline answers and N guest answers", async (t) => {
     ['iopf_relay_session_state{state="up"}', 1],
     ['iopf_relay_session_state{state="waiting"}', 0],
     ["iopf_relay_sessions_started_total", 1],
+    ['iopf_relay_sessions_ended_total{cause="hangup"}', 0],
+    ['iopf_relay_sessions_ended_total{cause="replaced"}', 0],
+    ["iopf_relay_keeper_restarts_total", 0],
     ["iopf_relay_answer_latency_seconds_count", M + N],
     ['iopf_relay_answer_latency_seconds_bucket{le="+Inf"}', M + N],
     ["iopf_relay_guest_answer_latency_seconds_count", N],
@@ -63,6 +66,8 @@ test("metrics after M deadline answers and N guest answers", async (t) => {
     ["iopf_relay_control_viewers", 0],
   ];
   for (const [series, value] of expect) t.is(sample(m, series), value, series);
+  const started = sample(m, "process_start_time_seconds") ?? 0;
+  t.true(started > 0 && started <= Date.now() / 1000, `process_start_time_seconds ${started} is a past instant`);
 
   // Deadline answers take at least the 50 ms deadline: none in the buckets below it.
   t.is(sample(m, 'iopf_relay_answer_latency_seconds_bucket{le="0.025"}'), sample(m, 'iopf_relay_guest_answer_latency_seconds_bucket{le="0.025"}'));
@@ -80,5 +85,12 @@ test("metrics after M deadline answers and N guest answers", async (t) => {
   t.is(s.counters.groups, M + N);
   t.deepEqual(s.devices.map((d) => [d.devId, d.name, d.groups, d.success, d.expired]), [[1, "nic0", N, N, 0], [2, "gpu0", M, 0, M]]);
   t.is((await httpGet(relay.control, "/nothing")).status, 404);
+
+  // The agent leaves: its goodbye ends the session, counted by cause.
+  agent.stop();
+  await waitStatus(relay.control, (x) => x.session.state !== "up", "the session's end");
+  const after = (await httpGet(relay.control, "/metrics")).body;
+  t.is(sample(after, 'iopf_relay_sessions_ended_total{cause="goodbye-received"}'), 1);
+  t.is(sample(after, 'iopf_relay_sessions_ended_total{cause="hangup"}'), 0);
   t.is(await relay.stop(), 0, "the relay stops cleanly with its control server");
 });

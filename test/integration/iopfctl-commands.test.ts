@@ -89,7 +89,7 @@ test.serial("record, then replay into a relay's synthetic source", async (t) => 
   t.regex(again.stderr(), /it exists already: choose another name or remove it/);
   const toEmulator = await ctl(t, ["--control", second.control, "replay", file, "--emulator"]);
   t.is(toEmulator.code, 1);
-  t.regex(toEmulator.stderr(), /this relay has no kernel emulator source: start iopf-relay with --source emulator/);
+  t.regex(toEmulator.stderr(), /this relay has no kernel emulator, but its synthetic source takes injections: leave out iopfctl's --emulator/);
 });
 
 test.serial("clear errors: no relay there, a bad flag, a command's wrong option", async (t) => {
@@ -115,7 +115,7 @@ test.serial("inject into a relay without a synthetic source is refused with what
   await waitStatus(relay.control, (s) => s.session.state === "up", "the agent's session");
   const r = await ctl(t, ["--control", relay.control, "inject", "--dev", "1"]);
   t.is(r.code, 1);
-  t.regex(r.stderr(), /HTTP 409: this relay has no synthetic source: start iopf-relay with --source synthetic/);
+  t.regex(r.stderr(), /HTTP 409: this relay has no synthetic source, but its kernel emulator takes injections: add --emulator to iopfctl inject or replay/);
   const viaEmulator = await ctl(t, ["--control", relay.control, "inject", "--dev", "1", "--pasid", "1", "--emulator", "--count", "2"]);
   t.is(viaEmulator.code, 0, viaEmulator.stderr());
   await waitStatus(relay.control, (s) => s.counters.groups === 2, "two groups through the emulator's fault fd");

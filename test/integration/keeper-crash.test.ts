@@ -78,11 +78,17 @@ test("the relay SIGKILLed mid-flight: restarted by the keeper, every group answe
 
 test("a relay that exits 0 on its own (SIGTERM to the child alone) is restarted: the keeper does not stop", async (t) => {
   t.timeout(60_000);
-  const { emulator, keeper, started, exited } = await startKeeper(t);
-  await until(() => started().length === 1, 10_000, "the keeper's first relay");
+  const { emulator, keeper, started, exited, logs } = await startKeeper(t, ["--control", "tcp:127.0.0.1:0"]);
+  const controls = () => logs.filter((l) => l.msg === "control server listening");
+  await until(() => controls().length === 1, 10_000, "the keeper's first relay, ready");
   process.kill(started()[0]!.pid as number, "SIGTERM");
   await until(() => started().length === 2, 10_000, "a second relay");
   t.is(keeper.exitCode, null, "the keeper still runs");
+  // The restarted relay counts the restart in its metrics (its own counters start again).
+  await until(() => controls().length === 2, 10_000, "the second relay's control server");
+  const on = String(controls()[1]!.on).slice(4);
+  const metrics = await (await fetch(`http://${on}/metrics`)).text();
+  t.regex(metrics, /^iopf_relay_keeper_restarts_total 1$/m);
   keeper.kill("SIGTERM");
   t.is(await exited, 0);
   await emulator.close();

@@ -51,7 +51,7 @@ test("groups go to the agent and its answers back to the source, once each", asy
   const { core, source, guest } = setup();
   await until(() => core.currentSession !== null);
   raise(source, 50);
-  await until(() => source.snapshot().answered === 50, 3000, "50 answers");
+  await until(() => source.snapshot().answered === 50, 10_000, "50 answers");
   t.is(source.snapshot().refused, 0);
   t.is(source.snapshot().outstanding, 0);
   t.is(guest.requests.length, 50);
@@ -65,7 +65,7 @@ test("a guest that never answers: the deadline answers INVALID, and the agent is
   guest.answer = null;
   await until(() => core.currentSession !== null);
   raise(source, 5);
-  await until(() => source.snapshot().answered === 5, 2000);
+  await until(() => source.snapshot().answered === 5, 10_000);
   t.is(core.metrics.answers.get("deadline")?.invalid, 5);
   await until(() => guest.cancels.length === 5);
   await core.shutdown();
@@ -76,10 +76,10 @@ test("late answers, sent raw past the agent's own filter, are dropped and counte
   guest.answer = null;
   await until(() => core.currentSession !== null);
   raise(source, 3);
-  await until(() => source.snapshot().answered === 3, 2000, "the deadline answers");
+  await until(() => source.snapshot().answered === 3, 10_000, "the deadline answers");
   // GuestLink would not send answers for cancelled tags: a hostile guest writes the frame itself.
   g.write(buildFrame(RequestCode.PAGE_RESPONSES, 0, 900, pb.PageResponseBatch, { responses: guest.requests.map((r) => ({ tag: r.tag, code: 0 })) }));
-  await until(() => core.metrics.dropped.get("late") === 3, 2000, "three late answers dropped");
+  await until(() => core.metrics.dropped.get("late") === 3, 10_000, "three late answers dropped");
   t.is(source.snapshot().refused, 0, "nothing reached the source");
   t.is(source.snapshot().answered, 3);
   await core.shutdown();
@@ -125,8 +125,8 @@ test("a lost session's groups are sent again to the agent that comes back within
   // The agent restarts: a new SYNC on the same stream.
   guest.link.start();
   guest.answer = 0;
-  await until(() => core.currentSession !== null && core.currentSession.epoch !== firstEpoch, 2000, "new session");
-  await until(() => source.snapshot().answered === 4, 2000, "answers from the new session");
+  await until(() => core.currentSession !== null && core.currentSession.epoch !== firstEpoch, 10_000, "new session");
+  await until(() => source.snapshot().answered === 4, 10_000, "answers from the new session");
   t.is(core.metrics.answers.get("guest")?.success, 4);
   t.is(guest.requests.length, 8, "each group sent once per session");
   await core.shutdown();
@@ -136,7 +136,7 @@ test("before any session nothing is read: groups wait in the source, and expire 
   const { core, source, g } = setup({ deadlineMs: 20, graceMs: 60_000 });
   g.destroy();
   raise(source, 3);
-  await until(() => source.snapshot().waiting === 3, 2000, "the groups raised");
+  await until(() => source.snapshot().waiting === 3, 10_000, "the groups raised");
   t.is(source.snapshot().delivered, 0, "the relay reads nothing it has nobody to show to");
   t.is(core.metrics.answers.get("deadline"), undefined);
   await core.shutdown();
@@ -146,7 +146,7 @@ test("no agent within the grace period: the waiting groups are read and answered
   const { core, source, g } = setup({ deadlineMs: 5000, graceMs: 50 });
   g.destroy();
   raise(source, 3);
-  await until(() => source.snapshot().answered === 3, 2000);
+  await until(() => source.snapshot().answered === 3, 10_000);
   t.is(core.metrics.answers.get("session-lost")?.invalid, 3);
   await core.shutdown();
 });
@@ -156,7 +156,7 @@ test("shutdown answers every group read, sent or still queued, SUCCESS: the devi
   guest.answer = null;
   await until(() => core.currentSession !== null);
   guest.link.grantCredit(6);
-  await until(() => core.metrics.creditWindow === 6, 2000, "the new window");
+  await until(() => core.metrics.creditWindow === 6, 10_000, "the new window");
   raise(source, 8);
   await until(() => guest.requests.length === 6 && core.queued === 2);
   await core.shutdown();
@@ -171,7 +171,7 @@ test("the credit window bounds what the agent holds, and one read ahead what the
   await until(() => core.currentSession !== null);
   guest.link.grantCredit(3);
   raise(source, 20);
-  await until(() => guest.requests.length === 3 && core.held === 3 + 4, 2000, "three sent, four read ahead");
+  await until(() => guest.requests.length === 3 && core.held === 3 + 4, 10_000, "three sent, four read ahead");
   t.is(source.snapshot().waiting, 20 - 7, "the rest was never read");
   guest.link.sendResponses(guest.requests.map((r) => r.tag), guest.requests.map(() => 0));
   await until(() => guest.requests.length === 6);
@@ -186,15 +186,15 @@ test("without CANCELS, a tag answered by its deadline counts against the window 
   await until(() => core.currentSession !== null);
   guest.link.grantCredit(2);
   raise(source, 2);
-  await until(() => core.metrics.answers.get("deadline")?.invalid === 2, 2000, "both expired while the agent holds them");
+  await until(() => core.metrics.answers.get("deadline")?.invalid === 2, 10_000, "both expired while the agent holds them");
   const owed = guest.requests.map((r) => r.tag);
   raise(source, 2);
   // The window is full of owed tags: nothing more is sent. Many groups settle meanwhile, so the ledger forgets the owed tags' answers.
   raise(source, 20, 500);
-  await until(() => core.metrics.answers.get("unknown-device")?.invalid === 20, 2000, "other groups settling");
+  await until(() => core.metrics.answers.get("unknown-device")?.invalid === 20, 10_000, "other groups settling");
   t.is(guest.requests.length, 2, "no credit while the agent holds two expired groups");
   g.write(buildFrame(RequestCode.PAGE_RESPONSES, 0, 901, pb.PageResponseBatch, { responses: owed.map((tag) => ({ tag, code: 0 })) }));
-  await until(() => guest.requests.length === 4, 2000, "the late answers gave the credit back");
+  await until(() => guest.requests.length === 4, 10_000, "the late answers gave the credit back");
   t.is(core.metrics.dropped.get("late"), 2);
   await core.shutdown();
 });

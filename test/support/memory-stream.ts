@@ -69,7 +69,7 @@ export function tick(ms = 0): Promise<void> {
 }
 
 /** Waits until cond() holds, checking every few ms; fails after timeoutMs. */
-export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 2000, what = "condition"): Promise<void> {
+export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = "condition"): Promise<void> {
   const start = Date.now();
   while (!(await cond())) {
     if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);

@@ -3,7 +3,7 @@
 // the compiler command, so an edit or a flag change rebuilds and nothing else
 // does. The source is read from src/ (tsc does not copy .c files to build/).
 import { execFile } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
@@ -20,17 +20,29 @@ export function emulatorSource(file: string): string {
   return join(here.replace(/\/build\/src\//, "/src/"), file);
 }
 
+/** Compiles under way in this process, by binary: concurrent callers share one. */
+const building = new Map<string, Promise<string>>();
+
 /** The cached binary built from source (compiling it if needed). */
-export async function compileC(source: string): Promise<string> {
+export function compileC(source: string): Promise<string> {
   const text = readFileSync(source);
   const key = createHash("sha256").update(text).update("\0").update([COMPILER, ...FLAGS].join(" ")).digest("hex").slice(0, 16);
   const name = source.split("/").pop()!.replace(/\.c$/, "");
   const dir = join(homedir(), ".cache", "iopf-relay", "bin");
   const bin = join(dir, `${name}-${key}`);
-  if (existsSync(bin)) return bin;
+  if (existsSync(bin)) return Promise.resolve(bin);
+  let done = building.get(bin);
+  if (!done) {
+    done = build(source, dir, bin).finally(() => building.delete(bin));
+    building.set(bin, done);
+  }
+  return done;
+}
+
+async function build(source: string, dir: string, bin: string): Promise<string> {
   mkdirSync(dir, { recursive: true });
   // Build beside the target and rename: parallel test workers never see half a binary.
-  const tmp = `${bin}.${process.pid}.tmp`;
+  const tmp = `${bin}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
   try {
     await run(COMPILER, [...FLAGS, "-o", tmp, source]);
   } catch (err) {

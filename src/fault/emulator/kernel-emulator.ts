@@ -156,7 +156,10 @@ export class KernelEmulator {
     let responder: ChildProcess | undefined;
     try {
       // Node dup2()s each stdio entry into the child at its index: emuEnd becomes fd 3, the copy of relayEnd fd 4.
-      child = spawn(emulatorBin, [], { stdio: ["pipe", "pipe", "inherit", emuEnd, relayEnd] });
+      // Its own process group: a terminal's Ctrl-C is SIGINT to the whole foreground group, and the emulator,
+      // like the kernel, must outlive the relay's orderly stop (which writes its last answers to it); it exits
+      // when its stdin, our pipe, ends, however we end.
+      child = spawn(emulatorBin, [], { stdio: ["pipe", "pipe", "inherit", emuEnd, relayEnd], detached: true });
       if (responderBin) responder = spawn(responderBin, [], { stdio: ["ignore", "ignore", "inherit", relayEnd] });
     } finally {
       libc.close(emuEnd);
@@ -170,7 +173,8 @@ export class KernelEmulator {
   static async #startKernelExact(): Promise<KernelEmulator> {
     const bin = await compileC(emulatorSource("kernel-emulator.c"));
     const dir = mkdtempSync(join(tmpdir(), "iopf-kernel-emulator-"));
-    const child = spawn(bin, ["--fuse", dir], { stdio: ["pipe", "pipe", "inherit"] });
+    // Its own process group, as in start().
+    const child = spawn(bin, ["--fuse", dir], { stdio: ["pipe", "pipe", "inherit"], detached: true });
     await spawned(child, bin);
     const emulator = new KernelEmulator(child, undefined, -1, dir);
     try {

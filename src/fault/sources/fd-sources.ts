@@ -121,6 +121,19 @@ export class FdSourceSet {
     return this.#sources.size;
   }
 
+  /**
+   * Lets go of a closed source for good (a queue detached at runtime): its
+   * answers must all be written first. Returns those that could not be
+   * (a stream that stayed full). The fd is still the owner's to close.
+   */
+  async release(source: FaultSource): Promise<number> {
+    const s = this.#sources.get(source.id);
+    if (s !== source) return 0;
+    await s.close();
+    this.#sources.delete(source.id);
+    return this.pump.forget(source.id);
+  }
+
   /** Stops the pump once every source is closed; returns the answers that could not be written. */
   async stop(): Promise<number> {
     await Promise.all([...this.#sources.values()].map((s) => s.close()));

@@ -6,10 +6,14 @@ import type { ByteStream, StreamListener } from "./byte-stream.js";
 import { openCharDevice } from "./chardev.js";
 import type { NetworkListenOptions } from "./listen-policy.js";
 import { connectTcp, TcpListener } from "./tcp.js";
+import { TransportError } from "./transport-error.js";
 import { connectUnix, UnixListener } from "./unix.js";
 import { connectWebSocket, WebSocketListener } from "./websocket.js";
 
-export type ListenOptions = NetworkListenOptions;
+export interface ListenOptions extends NetworkListenOptions {
+  /** A Unix socket file's mode: 0600 (default) or 0660. */
+  socketMode?: number;
+}
 
 function toAddress(address: string | TransportAddress): TransportAddress {
   return typeof address === "string" ? parseAddress(address) : address;
@@ -35,13 +39,13 @@ export async function listen(address: string | TransportAddress, options: Listen
   const a = toAddress(address);
   switch (a.kind) {
     case "unix":
-      return UnixListener.listen(a.path);
+      return UnixListener.listen(a.path, options.socketMode);
     case "tcp":
       return TcpListener.listen(a.host, a.port, options);
     case "ws":
       return WebSocketListener.listen(a.host, a.port, a.path, options);
     case "chardev":
-      throw new Error(
+      throw new TransportError(
         `${formatAddress(a)}: a character device is opened, not listened on; use connect() with it ` +
           `(the guest agent's side), and listen on unix:, tcp: or ws:// on the host.`,
       );

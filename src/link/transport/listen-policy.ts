@@ -3,6 +3,7 @@
 // it has no authentication of its own: by default it is reachable from this
 // machine only.
 import { isIPv4, isIPv6 } from "node:net";
+import { TransportError } from "./transport-error.js";
 
 export interface NetworkListenOptions {
   /** Bind a non-loopback address (anyone who can reach it can speak the link). */
@@ -22,7 +23,7 @@ export function isLoopbackHost(host: string): boolean {
 /** Throws unless host is loopback or the caller explicitly allowed remote peers. */
 export function checkListenHost(scheme: string, host: string, options: NetworkListenOptions): void {
   if (options.allowRemote || isLoopbackHost(host)) return;
-  throw new Error(
+  throw new TransportError(
     `${scheme}: refusing to listen on ${host}, which is not a loopback address; ` +
       `expected 127.0.0.0/8, ::1 or localhost. The guest link has no authentication, ` +
       `so listening beyond this machine needs the explicit allowRemote option.`,

@@ -5,6 +5,7 @@ import type { StreamListener } from "./byte-stream.js";
 import { checkListenHost, type NetworkListenOptions } from "./listen-policy.js";
 import { closeServer, ListenerEvents } from "./listener-events.js";
 import { SocketStream } from "./socket-stream.js";
+import { listenProblem, TransportError } from "./transport-error.js";
 
 export function tcpName(host: string, port: number): string {
   return host.includes(":") ? `tcp:[${host}]:${port}` : `tcp:${host}:${port}`;
@@ -53,7 +54,7 @@ export class TcpListener extends ListenerEvents implements StreamListener {
     const server = createServer();
     await new Promise<void>((resolve, reject) => {
       server.once("error", (err) => {
-        reject(new Error(`${tcpName(host, port)}: cannot listen: ${err.message}`, { cause: err }));
+        reject(new TransportError(`${tcpName(host, port)}: cannot listen: ${listenProblem({ kind: "tcp", host, port }, err)}`, { cause: err }));
       });
       server.listen({ host, port }, () => {
         server.removeAllListeners("error");

@@ -4,6 +4,7 @@ import { createConnection, createServer, type Server, type Socket } from "node:n
 import type { StreamListener } from "./byte-stream.js";
 import { closeServer, ListenerEvents } from "./listener-events.js";
 import { SocketStream } from "./socket-stream.js";
+import { listenProblem, TransportError } from "./transport-error.js";
 import { listenPrivately, removeStaleSocket } from "./unix-socket-file.js";
 
 /** sockaddr_un.sun_path holds 108 bytes including the terminating NUL. */
@@ -11,7 +12,7 @@ const MAX_PATH_BYTES = 107;
 
 function checkPath(path: string): void {
   if (Buffer.byteLength(path) > MAX_PATH_BYTES) {
-    throw new Error(
+    throw new TransportError(
       `unix:${path}: the path is ${Buffer.byteLength(path)} bytes; a Unix socket path is limited to ` +
         `${MAX_PATH_BYTES}. Use a shorter path (e.g. under /run).`,
     );
@@ -48,19 +49,20 @@ export class UnixListener extends ListenerEvents implements StreamListener {
     });
   }
 
-  static async listen(path: string): Promise<UnixListener> {
+  /** mode: the socket file's, 0600 (default) or 0660 for the group too. */
+  static async listen(path: string, mode?: number): Promise<UnixListener> {
     checkPath(path);
     await removeStaleSocket(path);
     const server = createServer();
     await new Promise<void>((resolve, reject) => {
       server.once("error", (err) => {
-        reject(new Error(`unix:${path}: cannot listen: ${err.message}; is the directory there and writable?`, { cause: err }));
+        reject(new TransportError(`unix:${path}: cannot listen: ${listenProblem({ kind: "unix", path }, err)}`, { cause: err }));
       });
       server.once("listening", () => {
         server.removeAllListeners("error");
         resolve();
       });
-      listenPrivately(server, path);
+      listenPrivately(server, path, mode);
     });
     return new UnixListener(server, path);
   }

@@ -9,6 +9,7 @@ import type { ByteStream, StreamListener } from "./byte-stream.js";
 import { checkListenHost, type NetworkListenOptions } from "./listen-policy.js";
 import { closeServer, ListenerEvents } from "./listener-events.js";
 import { StreamEvents } from "./stream-events.js";
+import { listenProblem, TransportError } from "./transport-error.js";
 
 /** Largest message either side accepts; ws closes with 1009 above it. */
 export const WS_MAX_PAYLOAD = 1024 * 1024;
@@ -142,7 +143,7 @@ export class WebSocketListener extends ListenerEvents implements StreamListener 
     const wss = new WebSocketServer({ ...wsOptions, server: http, path });
     await new Promise<void>((resolve, reject) => {
       http.once("error", (err) => {
-        reject(new Error(`${wsName(host, port, path)}: cannot listen: ${err.message}`, { cause: err }));
+        reject(new TransportError(`${wsName(host, port, path)}: cannot listen: ${listenProblem({ kind: "tcp", host, port }, err)}`, { cause: err }));
       });
       http.listen({ host, port }, () => {
         http.removeAllListeners("error");

@@ -5,6 +5,8 @@
 // queue is not ours to write into.
 import { KernelEmulator } from "../../fault/emulator/kernel-emulator.js";
 import { SyntheticSource } from "../../fault/sources/synthetic-source.js";
+import { codecByName, VIOMMU_NAMES } from "../../viommu/models.js";
+import { MAX_INJECT, MAX_INJECT_PAGES } from "./inject-limits.js";
 
 export type InjectTarget = "synthetic" | "emulator";
 
@@ -26,9 +28,14 @@ export interface Injectors {
   emulator: KernelEmulator | null;
 }
 
-/** One request raises at most this many groups: a typo must not queue a million faults. */
-export const MAX_INJECT = 100_000;
 const PAGE = 4096;
+
+/**
+ * Group indices every vIOMMU model can show (VT-d and SMMUv3 carry PCIe's
+ * 9-bit PRG index): injected groups count through these and start again, as
+ * a device reuses its indices. A larger index is answered INVALID at once.
+ */
+export const GROUP_INDICES = Math.min(...VIOMMU_NAMES.map((name) => codecByName(name).limits.groupIndex)) + 1;
 
 export class InjectError extends Error {
   constructor(message: string, readonly status: number) {
@@ -60,9 +67,14 @@ export function parseInjectRequest(body: string): InjectRequest {
     dev: int("dev", 0, 0xffff_ffff),
     addr: int("addr", 0, Number.MAX_SAFE_INTEGER),
     perm: int("perm", 0, 15, 1),
-    pages: int("pages", 1, 256, 1),
+    pages: int("pages", 1, MAX_INJECT_PAGES, 1),
   };
   if (request.addr % PAGE !== 0) throw new InjectError(`addr: expected a 4 KiB aligned address, got 0x${request.addr.toString(16)}`, 400);
+  // Each group's pages follow the previous group's; the last byte must stay an exact number.
+  const last = request.addr + request.count * request.pages * PAGE - 1;
+  if (last > Number.MAX_SAFE_INTEGER) {
+    throw new InjectError(`addr: ${request.count} groups of ${request.pages} page${request.pages === 1 ? "" : "s"} from 0x${request.addr.toString(16)} run past 0x${Number.MAX_SAFE_INTEGER.toString(16)}; start lower or raise fewer`, 400);
+  }
   if (o.pasid !== undefined && o.pasid !== null) request.pasid = int("pasid", 0, 0xfffff);
   return request;
 }
@@ -70,15 +82,28 @@ export function parseInjectRequest(body: string): InjectRequest {
 /** Raises the groups; each group's pages follow the previous group's. Returns how many groups. */
 export async function inject(req: InjectRequest, to: Injectors): Promise<number> {
   if (req.target === "emulator") {
-    if (!to.emulator) throw new InjectError("this relay has no kernel emulator source: start iopf-relay with --source emulator, or inject into its synthetic source", 409);
-    // The emulator steps grpid and addr itself; a PASID of 0 means none to it.
-    await to.emulator.raise({ dev: req.dev, pasid: req.pasid, perm: req.perm, addr: req.addr, records: req.pages, count: req.count });
+    const emulator = to.emulator;
+    if (!emulator) {
+      throw new InjectError(to.synthetic
+        ? "this relay has no kernel emulator, but its synthetic source takes injections: leave out iopfctl's --emulator (\"target\": \"synthetic\")"
+        : "this relay has no kernel emulator source: start iopf-relay with --source emulator (not under --keeper, whose emulator lives in the keeper); inject never writes into a kernel fault queue", 409);
+    }
+    // The emulator steps grpid and addr itself, from the grpid given: one command per run of indices.
+    // A PASID of 0 means none to it.
+    for (let first = 0; first < req.count; first += GROUP_INDICES) {
+      const count = Math.min(GROUP_INDICES, req.count - first);
+      await emulator.raise({ dev: req.dev, pasid: req.pasid, grpid: 0, perm: req.perm, addr: req.addr + first * req.pages * PAGE, records: req.pages, count });
+    }
     return req.count;
   }
   const source = to.synthetic;
-  if (!source) throw new InjectError("this relay has no synthetic source: start iopf-relay with --source synthetic (inject never writes into a kernel fault queue)", 409);
+  if (!source) {
+    throw new InjectError(to.emulator
+      ? "this relay has no synthetic source, but its kernel emulator takes injections: add --emulator to iopfctl inject or replay (\"target\": \"emulator\")"
+      : "this relay has no synthetic source: start iopf-relay with --source synthetic (inject never writes into a kernel fault queue)", 409);
+  }
   for (let i = 0; i < req.count; i++) {
-    source.raise({ devId: req.dev, pasid: req.pasid, grpid: i % 512, perm: req.perm, addr: req.addr + i * req.pages * PAGE, pages: req.pages });
+    source.raise({ devId: req.dev, pasid: req.pasid, grpid: i % GROUP_INDICES, perm: req.perm, addr: req.addr + i * req.pages * PAGE, pages: req.pages });
   }
   return req.count;
 }

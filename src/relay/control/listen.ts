@@ -4,20 +4,21 @@
 // while a live one or a non-socket file is refused, as for the guest link's
 // socket (src/link/transport/unix-socket-file.ts).
 import type { Server } from "node:net";
+import { listenProblem, TransportError } from "../../link/transport/transport-error.js";
 import { listenPrivately, removeStaleSocket } from "../../link/transport/unix-socket-file.js";
+import { StartupError } from "../startup-error.js";
 import { ControlAddress, formatControlAddress } from "./control-address.js";
 
 export async function listenOn(server: Server, address: ControlAddress): Promise<string> {
   if (address.kind === "unix") {
     await removeStaleSocket(address.path).catch((err: Error) => {
-      throw new Error(`control socket ${err.message}`, { cause: err });
+      throw err instanceof TransportError ? new StartupError(`control server: ${err.message}`, { cause: err }) : err;
     });
   }
   await new Promise<void>((resolve, reject) => {
     server.once("error", (err: NodeJS.ErrnoException) => {
-      const hint = err.code === "EADDRINUSE" ? "another process uses this port: choose another with --control tcp:127.0.0.1:PORT"
-        : err.code === "ENOENT" || err.code === "EACCES" ? "is the directory there and writable?" : "check the address";
-      reject(new Error(`control server: cannot listen on ${formatControlAddress(address)}: ${err.message}; ${hint}`, { cause: err }));
+      const more = address.kind === "tcp" && err.code === "EADDRINUSE" ? " with --control tcp:127.0.0.1:PORT" : "";
+      reject(new StartupError(`control server: ${formatControlAddress(address)}: cannot listen: ${listenProblem(address, err)}${more}`, { cause: err }));
     });
     server.once("listening", () => {
       server.removeAllListeners("error");

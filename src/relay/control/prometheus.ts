@@ -3,6 +3,7 @@
 // histograms in seconds with fixed buckets, so rates and quantiles are
 // computed by the scraper (rate(), histogram_quantile()).
 import { ANSWER_ORIGINS, END_REASONS } from "../../fault/fault-group.js";
+import { SESSION_DOWN_CAUSES } from "../agent-flow.js";
 import { LatencyHistogram } from "../latency-histogram.js";
 import { RelayMetrics } from "../relay-metrics.js";
 import { DeviceStats } from "./device-stats.js";
@@ -47,6 +48,10 @@ export function renderMetrics(view: RelayView, stats: DeviceStats, stream: Event
   const m = core.metrics;
   const x = new Exposition();
   x.family("iopf_relay_info", "gauge", "The relay's software version (always 1).").sample("iopf_relay_info", 1, { software: view.software, viommu: view.viommu });
+  x.family("process_start_time_seconds", "gauge", "When this relay process started, in seconds since the Unix epoch (a change is a restart).")
+    .sample("process_start_time_seconds", Math.round(performance.timeOrigin) / 1000);
+  x.family("iopf_relay_keeper_restarts_total", "counter", "Times the keeper restarted its relay before this one (0 without --keeper).")
+    .sample("iopf_relay_keeper_restarts_total", m.keeperRestarts);
   x.family("iopf_relay_records_total", "counter", "Fault records read from every source.").sample("iopf_relay_records_total", m.records);
   x.family("iopf_relay_groups_total", "counter", "Fault groups read (each gets exactly one answer).").sample("iopf_relay_groups_total", m.groups);
   x.family("iopf_relay_groups_sent_total", "counter", "Page request groups sent to the agent (a group is sent again after a lost session).")
@@ -79,7 +84,8 @@ export function renderMetrics(view: RelayView, stats: DeviceStats, stream: Event
   x.family("iopf_relay_session_state", "gauge", "The guest link's session state: 1 for the current state.");
   for (const state of SESSION_STATES) x.sample("iopf_relay_session_state", m.sessionState === state ? 1 : 0, { state });
   x.family("iopf_relay_sessions_started_total", "counter", "Agent sessions that came up.").sample("iopf_relay_sessions_started_total", m.sessionsUp);
-  x.family("iopf_relay_sessions_ended_total", "counter", "Agent sessions that ended.").sample("iopf_relay_sessions_ended_total", m.sessionsDown);
+  x.family("iopf_relay_sessions_ended_total", "counter", "Agent sessions that ended, by cause (the log says more of each).");
+  for (const cause of SESSION_DOWN_CAUSES) x.sample("iopf_relay_sessions_ended_total", m.sessionsEnded.get(cause) ?? 0, { cause });
   x.family("iopf_relay_session_takeovers_total", "counter", "Sessions taken over by another agent connection that completed a handshake.")
     .sample("iopf_relay_session_takeovers_total", m.takeovers);
   x.family("iopf_relay_agent_connections_refused_total", "counter", "Agent connections closed before a session: too many shaking hands at once, or no valid handshake in time.")

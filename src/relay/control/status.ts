@@ -1,8 +1,12 @@
 // GET /api/status: one JSON snapshot of the relay for iopfctl and the
 // dashboard. Counters are totals since start; viewers derive rates from two
-// snapshots, so the relay keeps no timers or windows for them.
+// snapshots, so the relay keeps no timers or windows for them. Latency is
+// the exception: a histogram of the last seconds (RecentLatency), since a
+// histogram cannot be differenced by a viewer that polls rarely, and one
+// since start keeps an early burst in its p99 for ever.
 import { DeviceStats } from "./device-stats.js";
 import { EventStream } from "./event-stream.js";
+import { RECENT_WINDOW_S } from "../latency-histogram.js";
 import { LATENCY_BOUNDS_US, RelayView } from "./relay-view.js";
 
 export interface DeviceStatus {
@@ -14,7 +18,10 @@ export interface DeviceStatus {
   success: number;
   invalid: number;
   expired: number;
+  /** Mean read-to-answer latency since start; a viewer takes the mean over its own interval from latencySumUs. */
   meanLatencyUs: number;
+  /** Sum of the read-to-answer latencies of all its answers (success + invalid + expired) since start. */
+  latencySumUs: number;
 }
 
 export interface RelayStatus {
@@ -27,7 +34,11 @@ export interface RelayStatus {
   sources: string[];
   /** Whether POST /api/inject is served (the relay has a synthetic source or the kernel emulator). */
   inject: { synthetic: boolean; emulator: boolean };
-  session: { state: string; epoch: number | null; agent: string | null; up: number; down: number; lastDownReason: string };
+  /**
+   * The guest link's session. takeovers: sessions another connection took over; flapping: they come often
+   * (two agents on one socket); refused: connections closed before a handshake.
+   */
+  session: { state: string; epoch: number | null; agent: string | null; up: number; down: number; lastDownReason: string; takeovers: number; flapping: boolean; refused: number };
   creditWindow: number;
   inFlight: number;
   queued: number;
@@ -42,8 +53,11 @@ export interface RelayStatus {
     answers: Record<string, { success: number; invalid: number }>;
     dropped: Record<string, number>;
   };
-  /** Buckets hold the answers whose latency is at most leUs and above the previous bound; `over` those above the last. */
-  latencyUs: { count: number; p50: number; p90: number; p99: number; max: number; buckets: { leUs: number; count: number }[]; over: number };
+  /**
+   * Answers of the last windowS seconds: buckets hold those whose latency is at most leUs and above the
+   * previous bound, `over` those above the last. (Since start: /metrics.)
+   */
+  latencyUs: { windowS: number; count: number; p50: number; p90: number; p99: number; max: number; buckets: { leUs: number; count: number }[]; over: number };
   devices: DeviceStatus[];
   viewers: number;
   eventsLost: number;
@@ -53,7 +67,8 @@ export function relayStatus(view: RelayView, stats: DeviceStats, stream: EventSt
   const { core } = view;
   const m = core.metrics;
   const session = core.currentSession;
-  const cumulative = m.latency.cumulative(LATENCY_BOUNDS_US);
+  const recent = m.latency.recent.snapshot();
+  const cumulative = recent.cumulative(LATENCY_BOUNDS_US);
   const mapped = new Set(view.devices.map((d) => d.devId));
   const devices: DeviceStatus[] = [];
   const seen = new Set<number>();
@@ -79,6 +94,9 @@ export function relayStatus(view: RelayView, stats: DeviceStats, stream: EventSt
       up: m.sessionsUp,
       down: m.sessionsDown,
       lastDownReason: m.lastSessionDownReason,
+      takeovers: m.takeovers,
+      flapping: m.flapping(performance.now()),
+      refused: m.connectionsRefused,
     },
     creditWindow: m.creditWindow,
     inFlight: core.inFlight,
@@ -95,14 +113,15 @@ export function relayStatus(view: RelayView, stats: DeviceStats, stream: EventSt
       dropped: Object.fromEntries(m.dropped),
     },
     latencyUs: {
-      count: m.latency.count,
-      p50: m.latency.quantile(0.5),
-      p90: m.latency.quantile(0.9),
-      p99: m.latency.quantile(0.99),
-      max: m.latency.maxUs,
+      windowS: RECENT_WINDOW_S,
+      count: recent.count,
+      p50: recent.quantile(0.5),
+      p90: recent.quantile(0.9),
+      p99: recent.quantile(0.99),
+      max: recent.maxUs,
       // Per bucket, not cumulative: what a bar chart draws.
       buckets: LATENCY_BOUNDS_US.map((leUs, i) => ({ leUs, count: (cumulative[i] ?? 0) - (i > 0 ? cumulative[i - 1] ?? 0 : 0) })),
-      over: m.latency.count - (cumulative[cumulative.length - 1] ?? 0),
+      over: recent.count - (cumulative[cumulative.length - 1] ?? 0),
     },
     devices,
     viewers: stream.viewerCount,
@@ -117,5 +136,6 @@ function deviceStatus(devId: number, name: string, endpoint: number, deadlineMs:
     devId, name, endpoint, deadlineMs,
     groups: c.groups, success: c.success, invalid: c.invalid, expired: c.expired,
     meanLatencyUs: answered > 0 ? Math.round(c.latencySumUs / answered) : 0,
+    latencySumUs: c.latencySumUs,
   };
 }
