@@ -50,10 +50,14 @@ interface SoakData { relay: Trend; liveRelay: Trend }
 
 function soakText(s: SoakData | undefined): string {
   if (!s) return "(The soak did not run.)";
-  return `The relay's RSS trend over the second half is ${num(s.relay.mibPerMin)} MiB/min, while its live heap after each full ` +
-    `collection went from ${num(s.liveRelay.start)} to ${num(s.liveRelay.end)} MiB (${num(s.liveRelay.mibPerMin)} MiB/min): the RSS follows V8's ` +
-    "heap sizing (V8 resizes the heap it keeps between collections), not live data. A steadier RSS would take " +
-    "capping the young generation (`--max-semi-space-size`) at some cost in scavenges; not done, as nothing leaks.";
+  const liveFlat = Math.abs(s.liveRelay.mibPerMin) <= 1;
+  const figures = `The relay's RSS trend over the second half is ${num(s.relay.mibPerMin)} MiB/min, while its live heap after each full ` +
+    `collection went from ${num(s.liveRelay.start)} to ${num(s.liveRelay.end)} MiB (${num(s.liveRelay.mibPerMin)} MiB/min)`;
+  return liveFlat
+    ? `${figures}: the live heap is flat, so the RSS follows V8's heap sizing (V8 resizes the heap it keeps between collections), ` +
+      "not live data. A steadier RSS would take capping the young generation (`--max-semi-space-size`) at some cost in scavenges; not done, as the live heap does not grow."
+    : `${figures}: the live heap grew too, more than 1 MiB/min. The short soak of a --quick run cannot tell a leak from the heap warming up; ` +
+      "the full run's can, and a live heap that keeps growing there is a leak to find (heap snapshots of the relay at two times).";
 }
 
 const pct = (x: number): string => (Number.isFinite(x) ? `${(x * 100).toFixed(0)}%` : "n/a");
@@ -120,6 +124,42 @@ function tailText(sections: SectionResult[]): string[] {
     (r.waitPerWakeUs ? ` A wake-up waited for a core ${Object.entries(r.waitPerWakeUs).map(([k, v]) => `${num(v)} us (${k})`).join(", ")} on average.` : ""));
 }
 
+/** What the anatomy says, from this run's shares: the largest parts of the slow groups' wait, and whose collections pause longer. */
+function tailVerdict(sections: SectionResult[]): string[] {
+  const rows = section<{ rows: TailRow[] }>(sections, "tail")?.rows;
+  if (!rows) return [];
+  const parts: [string, RegExp][] = [
+    ["collections", /GC$/],
+    ["a thread of the path waiting for a core", /waiting for a core$/],
+    ["a thread of the path running", /running$/],
+    ["nothing of the path running or waiting", /^idle$/],
+  ];
+  const sum = (r: TailRow, pattern: RegExp): number => r.outliers.shares.filter((x) => pattern.test(x.name)).reduce((a, x) => a + x.share, 0);
+  const ranked = rows.map((r) => {
+    const [first, second] = parts.map(([name, re]) => ({ name, share: sum(r, re) })).sort((a, b) => b.share - a.share);
+    const pauses = r.gc.relay.meanUs > 0 && r.gc.agent.meanUs > 0
+      ? `, and the relay's mean collection pause is ${times(ratio(r.gc.relay.meanUs, r.gc.agent.meanUs))} the agent's` : "";
+    return `at ${num(r.rate)} groups/s the largest part of the slow groups' wait is ${first!.name} (${pct(first!.share)}), then ` +
+      `${second!.name} (${pct(second!.share)})${pauses}`;
+  });
+  return [
+    `What it says: ${ranked.join("; ")}. A slow group waits while a thread of the path, or the emulator that timestamps`,
+    "it, has been woken and finds both cores taken (by the path's own other threads, the emulator, or other work on the",
+    "machine), or while a collection pauses the relay's or the agent's main thread; on a loaded machine a collection's",
+    "pause stretches too, its helper threads waiting for a core as well. Every extra thread that must wake for a group",
+    "is one more chance to wait for a core: the worker hop shows where each group wakes the worker and then the main",
+    "thread. What moves the p99: fewer wake-ups per group (item 3, not done: below), less CPU per group, so fewer",
+    "moments when both cores are taken, and shorter collections.",
+  ];
+}
+
+/** Sleeps per group (voluntary context switches) of the relay's threads at each offered load of the latency section. */
+function sleepsPerGroup(lat: { rows: LatencyRow[] } | undefined): string {
+  if (!lat || lat.rows.length === 0) return "(the latency section did not run)";
+  return lat.rows.map((r) => `${num(r.relay.cost.relayMain.sleeps)} (main thread) and ${num(r.relay.cost.relayOthers.sleeps)} (the pump worker ` +
+    `and V8's helpers) at ${num(r.rate)} groups/s`).join("; ");
+}
+
 export function findings(sections: SectionResult[]): string {
   const prof = section<{ relay: ProfileSummary; agent: ProfileSummary; syscall: SyscallCost }>(sections, "profile");
   const sys = prof?.syscall;
@@ -128,6 +168,7 @@ export function findings(sections: SectionResult[]): string {
   const held = section<{ held: HeldRow[] }>(sections, "scale")?.held;
   const four = tp?.rows.find((r) => r.records === 4)?.relay;
   const usPerGroup = four ? (four.relayCpuSPerMillion + four.agentCpuSPerMillion) : NaN;
+  const relayMost = !four ? "" : four.relayCpuSPerMillion >= four.agentCpuSPerMillion ? "The relay is most of it:" : "The agent is most of it; still,";
   const at10k = lat?.rows.find((r) => r.rate === 10_000);
   const cores10k = at10k ? ((cpuUs(at10k.relay.cost.relayMain) + cpuUs(at10k.relay.cost.relayOthers) + cpuUs(at10k.relay.cost.agent)) * 10_000) / 1e6 : NaN;
   const most = held?.at(-1);
@@ -152,17 +193,7 @@ export function findings(sections: SectionResult[]): string {
     "",
     ...tailText(sections),
     "",
-    "What it says: the tail is made of waiting for a core and of collections, not of the work the relay does per",
-    "group (a thread of the path running is a few percent). A slow group waits while a thread of the path, or the",
-    "emulator that timestamps it, has been woken and finds both cores taken (by the path's own other threads, the",
-    "emulator, or the other work on this shared machine), or while a collection pauses the relay's or the agent's main",
-    "thread; on a loaded machine a collection's pause stretches too, its helper threads waiting for a core as well.",
-    "The relay's scavenges are the long ones (milliseconds, against the agent's half a millisecond): at 10k groups/s",
-    "each promotes a megabyte or more (`--trace-gc-nvp`), from objects that live longer than a scavenge's interval;",
-    "which ones is not found yet. Every extra thread that must wake for a group is one more chance to wait for a",
-    "core: the worker hop shows at low rates, where each group wakes the worker and then the main thread. What moves",
-    "the p99: fewer wake-ups per group (item 3), less CPU per group, so fewer moments when both cores are taken (item",
-    "1), and shorter scavenges in the relay.",
+    ...tailVerdict(sections),
     "",
     "### What holds the targets back",
     "",
@@ -170,7 +201,7 @@ export function findings(sections: SectionResult[]): string {
     `   per group (relay ${four ? num(four.relayCpuSPerMillion) : "n/a"}, agent ${four ? num(four.agentCpuSPerMillion) : "n/a"}). In the profiles, garbage collection takes`,
     `   ${share(prof?.relay, GC)} of the relay's and ${share(prof?.agent, GC)} of the agent's busy time, protobufjs encoding and decoding`,
     `   ${share(prof?.relay, PROTOBUF)} and ${share(prof?.agent, PROTOBUF)}, ffi-rs calls (\`wrapLoad\`: the worker's poll) ${share(prof?.relay, FFI)} of the relay's,`,
-    `   socket writes ${share(prof?.relay, SOCKET_WRITE)} and ${share(prof?.agent, SOCKET_WRITE)}. The relay is now most of it: per group it still builds the`,
+    `   socket writes ${share(prof?.relay, SOCKET_WRITE)} and ${share(prof?.agent, SOCKET_WRITE)}. ${relayMost} per group the relay still builds the`,
     "   objects its public interfaces carry (a FaultRecord per record from the pump, the FaultGroup and its pages, the",
     "   ledger entry, the DeviceModel's page request and its pages, a FaultAnswer), and its ledger does several Map",
     "   operations per group. What it would take: the page request written by the DeviceModel straight into the frame",
@@ -181,15 +212,24 @@ export function findings(sections: SectionResult[]): string {
     "   worker hands it the records; the agent's answer arrives) and the agent once, and a wake-up costs far more",
     `   than the work it wakes for (compare the saturated cost in item 1). At 10k groups/s the relay path keeps ${num(cores10k)}`,
     "   of the 2 cores busy beside the emulator, so a thread that wakes often finds both cores taken, which the tail's",
-    "   anatomy shows directly.",
+    "   anatomy above measures.",
     "",
     "3. **The worker thread and the FFI.** Node cannot poll a fault fd, so a worker thread polls it through ffi-rs and",
     "   hands records over a shared ring (Atomics.waitAsync): a thread hop per wake-up. Reads and writes now go through",
     `   Node's own fs (${sys ? `one write through ffi-rs costs ${num(sys.ffiUs)} us against ${num(sys.nodeUs)} us through fs.writeSync, ${times(ratio(sys.ffiUs, sys.nodeUs))}` : "cheaper than ffi-rs"}),`,
-    "   poll stays on ffi-rs. " + workerHop(sections) + " Letting the main thread read the fault fd when it is awake",
-    "   needs the worker out of poll() meanwhile (an epoll set with EPOLLONESHOT that the main thread re-arms when it",
-    "   goes idle, an ffi-rs call per turn), the groups it reads counted against the sweep's bound as the worker's are,",
-    "   and the stream's partial-record carry shared by the two readers; not done in this change.",
+    "   poll stays on ffi-rs. " + workerHop(sections),
+    "",
+    "   **Issue 16's item 3 was not done** (the main thread reading the fault fd itself when it is awake after writing",
+    `   answers, the worker only waking an idle relay). Sleeps per group in this run: ${sleepsPerGroup(lat)}; these are`,
+    "   the figures such a change would have to lower. Why not: while the worker sits in poll() on the fd, any record",
+    "   reaching it wakes the worker whoever reads it, so the change saves a wake-up only with the worker out of poll()",
+    "   meanwhile (an epoll set with EPOLLONESHOT that the main thread re-arms when it goes idle: an ffi-rs call per",
+    "   turn). And two readers of one fd break what the pump's exactly-once rests on: the worker takes an empty read of",
+    "   a fd poll() called readable for a group too large for its read (and grows the read, up to failing the fd), so a",
+    "   group the main thread took in between would be mistaken for one; the groups either reads must count against",
+    "   the sweep's bound (limits.maxHeld plus one read) as one sequence; and an emulator stream's partial-record carry",
+    "   would be split between two readers. Doing it safely takes a pump redesigned around one reader at a time, with",
+    "   the crash, keeper and ledger tests run against it; left for an issue of its own.",
     "",
     `4. **Memory of held groups.** With ${most ? num(most.held) : "n/a"} groups held, each costs the relay about ${bytesPerHeld("relay")} bytes`,
     `   and the agent ${bytesPerHeld("agent")} bytes above idle (the scale section's RSS rows; the holding program runs in a process of its`,
