@@ -1,4 +1,5 @@
-// The libc calls the kernel layer needs, through ffi-rs. Every call is
+// The libc calls the kernel layer needs, through ffi-rs but for read and
+// write (Node's fs: below). Every call is
 // synchronous on the calling thread (never runInNewThread: ffi-rs lets a
 // Buffer be garbage-collected while such a call runs), so only the pump's
 // worker thread may make a call that blocks (poll). Buffers are passed as
