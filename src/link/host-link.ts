@@ -3,9 +3,10 @@
 // the agent, it sends HELLO; the agent's Welcome may only narrow the offer.
 // The agent is untrusted: anything it may not send ends the session.
 import { Flag } from "./frame-header.js";
+import { batchEntrySize, encodePageRequestsFrame, FrameWriter, PageResponseColumns, pageRequestSize } from "./hot-codec.js";
 import { LinkError, LinkErrorCode, linkErrorName } from "./link-error.js";
 import { BatchOutcome, GoodbyeReason, LinkPeer, SessionEndCause } from "./link-peer.js";
-import { Inbound, pb, WirePageResponse, WireWelcome } from "./messages.js";
+import { Inbound, pb, WireWelcome } from "./messages.js";
 import { peerText } from "./peer-text.js";
 import { Agreement, HANDSHAKE_MAX_PAYLOAD, Capabilities, checkAnswer, checkCapabilities, OUR_CAPABILITIES } from "./negotiation.js";
 import { RequestCode } from "./request-code.js";
@@ -26,7 +27,8 @@ export interface HostSession {
 /** What the relay does with the link's events (the link only speaks the protocol). */
 export interface HostLinkHandler {
   sessionUp(session: HostSession): void;
-  pageResponses(epoch: number, responses: WirePageResponse[]): void;
+  /** The agent's answers, by index: tags[i] answered codes[i]. */
+  pageResponses(epoch: number, responses: PageResponseColumns): void;
   /** The agent's new credit window, already clamped to the agreed max_in_flight. */
   credit(epoch: number, window: number): void;
   sessionDown(epoch: number, reason: string, cause: SessionEndCause): void;
@@ -62,6 +64,8 @@ export class HostLink extends LinkPeer {
   private session: HostSession | null = null;
   private handshakeTimer: NodeJS.Timeout | null = null;
   private readonly capabilities: Capabilities;
+  /** Page request frames are encoded here, then copied out: one buffer for the link's life. */
+  private readonly frames = new FrameWriter();
 
   constructor(
     stream: ByteStream,
@@ -99,7 +103,10 @@ export class HostLink extends LinkPeer {
    */
   sendPageRequests(requests: IPageRequest[]): BatchOutcome<IPageRequest> {
     const { limits } = this.requireSession("send page requests").agreement;
-    return this.sendBatched(RequestCode.PAGE_REQUESTS, pb.PageRequestBatch, requests, limits, (batch) => ({ requests: batch }));
+    const sizes = requests.map(pageRequestSize);
+    const { writable, tooLarge } = this.sendPacked(requests.length, (i) => batchEntrySize(sizes[i]!), limits,
+      (from, to, bytes) => encodePageRequestsFrame(this.frames, RequestCode.PAGE_REQUESTS, this.channel.newRequestId(), requests, sizes, from, to, bytes));
+    return { writable, tooLarge: tooLarge.map((i) => requests[i]!) };
   }
 
   /** Tells the agent the host answered these tags itself (needs FEATURE_CANCELS). */
@@ -136,7 +143,7 @@ export class HostLink extends LinkPeer {
       case "ack":
         return;
       case "page-responses":
-        this.onPageResponses(msg.body.responses, msg);
+        this.onPageResponses(msg.body, msg);
         return;
       case "credit": {
         const session = this.requireEstablished(msg.kind);
@@ -216,11 +223,11 @@ export class HostLink extends LinkPeer {
     this.handler.sessionUp(this.session);
   }
 
-  private onPageResponses(responses: WirePageResponse[], msg: { id: number; needReply: boolean }): void {
+  private onPageResponses(responses: PageResponseColumns, msg: { id: number; needReply: boolean }): void {
     const session = this.requireEstablished("page-responses");
     if (!session) return;
-    if (responses.length > session.agreement.limits.maxBatch) {
-      this.fail(new LinkError(LinkErrorCode.BATCH_TOO_LARGE, `${responses.length} page responses in one frame, max_batch is ${session.agreement.limits.maxBatch}`));
+    if (responses.count > session.agreement.limits.maxBatch) {
+      this.fail(new LinkError(LinkErrorCode.BATCH_TOO_LARGE, `${responses.count} page responses in one frame, max_batch is ${session.agreement.limits.maxBatch}`));
       return;
     }
     this.replyAck(msg, RequestCode.PAGE_RESPONSES);

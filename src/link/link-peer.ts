@@ -121,6 +121,40 @@ export abstract class LinkPeer {
     return outcome;
   }
 
+  /**
+   * Sends items [0, count) in order, packed into frames of at most maxBatch
+   * items and maxPayload bytes: entryBytes(i) is what item i adds to a
+   * payload, frame(from, to, payloadBytes) builds the frame of items
+   * [from, to). An item over maxPayload alone is not sent; its index is
+   * returned, for the caller to settle another way.
+   */
+  protected sendPacked(count: number, entryBytes: (i: number) => number, limits: { maxBatch: number; maxPayload: number },
+    frame: (from: number, to: number, payloadBytes: number) => Buffer): { writable: boolean; tooLarge: number[] } {
+    const out = { writable: true, tooLarge: [] as number[] };
+    let from = 0, bytes = 0;
+    const flush = (to: number): void => {
+      if (to > from) out.writable = this.channel.write(frame(from, to, bytes));
+    };
+    for (let i = 0; i < count; i++) {
+      const n = entryBytes(i);
+      if (n > limits.maxPayload) {
+        flush(i);
+        out.tooLarge.push(i);
+        from = i + 1;
+        bytes = 0;
+        continue;
+      }
+      if (i - from >= limits.maxBatch || bytes + n > limits.maxPayload) {
+        flush(i);
+        from = i;
+        bytes = 0;
+      }
+      bytes += n;
+    }
+    flush(count);
+    return out;
+  }
+
   private sendFitting<T, B>(code: number, type: Encodable<B>, batch: T[], maxPayload: number, body: (batch: T[]) => B, outcome: BatchOutcome<T>): void {
     const frame = buildFrame(code, 0, this.channel.newRequestId(), type, body(batch));
     if (frame.length - HEADER_SIZE <= maxPayload) {

@@ -4,6 +4,7 @@
 import { iopf } from "../gen/guest_link.js";
 import protobuf from "./protobuf-runtime.js";
 import { Flag, FrameHeader } from "./frame-header.js";
+import { decodePageRequests, decodePageResponses, PageRequestColumns, PageResponseColumns } from "./hot-codec.js";
 import { LinkError, LinkErrorCode } from "./link-error.js";
 import { RequestCode, requestCodeName } from "./request-code.js";
 
@@ -72,8 +73,8 @@ export type Inbound =
   | { kind: "hello"; id: number; needReply: boolean; body: WireHello }
   | { kind: "welcome"; id: number; body: WireWelcome }
   | { kind: "error-reply"; code: number; id: number; body: WireError }
-  | { kind: "page-requests"; id: number; needReply: boolean; body: { requests: WirePageRequest[] } }
-  | { kind: "page-responses"; id: number; needReply: boolean; body: { responses: WirePageResponse[] } }
+  | { kind: "page-requests"; id: number; needReply: boolean; body: PageRequestColumns }
+  | { kind: "page-responses"; id: number; needReply: boolean; body: PageResponseColumns }
   | { kind: "credit"; id: number; needReply: boolean; body: { window: number } }
   | { kind: "page-cancels"; id: number; needReply: boolean; body: { tags: number[]; reason: iopf.link.v1.CancelReason } }
   | { kind: "heartbeat"; id: number; needReply: boolean; reply: boolean; body: { sentUs: number } }
@@ -135,9 +136,9 @@ export function decodeFrame(header: FrameHeader, payload: Buffer): Inbound {
   }
   switch (header.code) {
     case RequestCode.PAGE_REQUESTS:
-      return { kind: "page-requests", id, needReply, body: decode(pb.PageRequestBatch, header, payload) };
+      return { kind: "page-requests", id, needReply, body: decode({ decode: decodePageRequests }, header, payload) };
     case RequestCode.PAGE_RESPONSES:
-      return { kind: "page-responses", id, needReply, body: decode(pb.PageResponseBatch, header, payload) };
+      return { kind: "page-responses", id, needReply, body: decode({ decode: decodePageResponses }, header, payload) };
     case RequestCode.CREDIT:
       return { kind: "credit", id, needReply, body: decode(pb.CreditGrant, header, payload) };
     case RequestCode.PAGE_CANCELS:

@@ -13,8 +13,9 @@
 import { randomInt } from "node:crypto";
 import { Ledger, LedgerEntry } from "../fault/ledger.js";
 import { HostLink, HostLinkOptions, HostSession } from "../link/host-link.js";
+import { PageResponseColumns } from "../link/hot-codec.js";
 import { SESSION_END_CAUSES, SessionEndCause } from "../link/link-peer.js";
-import { pb, WirePageResponse } from "../link/messages.js";
+import { pb } from "../link/messages.js";
 import { Feature } from "../link/negotiation.js";
 import { ByteStream } from "../link/transport/byte-stream.js";
 import { iopf } from "../gen/guest_link.js";
@@ -47,7 +48,7 @@ export interface AgentFlowHost<D> {
   /** The page request the guest sees for a queued group. */
   request(entry: LedgerEntry<D>, budgetUs: number, raw: boolean): iopf.link.v1.IPageRequest;
   /** The agent's answers of the session in epoch. */
-  responses(epoch: number, responses: WirePageResponse[]): void;
+  responses(epoch: number, responses: PageResponseColumns): void;
   /** Groups went to the agent. */
   sent(count: number, epoch: number): void;
   /** Groups too large for one frame of the agreed max_payload: the agent can never receive them. */

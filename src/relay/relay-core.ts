@@ -9,7 +9,8 @@ import { FaultRecord, FaultSource } from "../fault/fault-source.js";
 import { GroupAssembler } from "../fault/group-assembler.js";
 import { DEFAULT_LEDGER_LIMITS, Ledger, LedgerEntry, LedgerLimits, Route } from "../fault/ledger.js";
 import { HostLinkOptions, HostSession } from "../link/host-link.js";
-import { pb, WirePageResponse } from "../link/messages.js";
+import { PageResponseColumns } from "../link/hot-codec.js";
+import { pb } from "../link/messages.js";
 import { ByteStream } from "../link/transport/byte-stream.js";
 import { iopf } from "../gen/guest_link.js";
 import { linkToKernel } from "../viommu/response-code.js";
@@ -301,14 +302,16 @@ export class RelayCore<D> {
     }
   }
 
-  private onPageResponses(epoch: number, responses: WirePageResponse[]): void {
-    for (const r of responses) {
-      const { code, unknown } = linkToKernel(r.code);
+  private onPageResponses(epoch: number, responses: PageResponseColumns): void {
+    const { tags, codes } = responses;
+    for (let i = 0; i < tags.length; i++) {
+      const tag = tags[i]!;
+      const { code, unknown } = linkToKernel(codes[i]!);
       if (unknown) this.metrics.unknownCodes++;
-      const outcome = this.ledger.guestAnswer(epoch, r.tag, code);
+      const outcome = this.ledger.guestAnswer(epoch, tag, code);
       if (outcome === "answered") continue;
       this.metrics.countDrop(outcome);
-      if (this.watched()) this.emit({ kind: "dropped", reason: outcome, tag: r.tag });
+      if (this.watched()) this.emit({ kind: "dropped", reason: outcome, tag });
     }
   }
 

@@ -40,8 +40,8 @@ function makeCountingHost(stream: ByteStream): Host {
     {
       sessionUp: (s) => host.ups.push(s),
       pageResponses: (_e, r) => {
-        host.frames.push(r.length);
-        host.responses.push(...r);
+        host.frames.push(r.count);
+        host.responses.push(...r.responses);
       },
       credit: (_e, w) => host.credits.push(w),
       sessionDown: (_e, reason) => host.downs.push(reason),

@@ -26,7 +26,7 @@ export function makeHost(stream: ByteStream, capabilities?: Capabilities): HostR
     stream,
     {
       sessionUp: (s) => rec.ups.push(s),
-      pageResponses: (_e, r) => rec.responses.push(...r),
+      pageResponses: (_e, r) => rec.responses.push(...r.responses),
       credit: (_e, w) => rec.credits.push(w),
       sessionDown: (_e, reason) => rec.downs.push(reason),
       writable: () => undefined,
@@ -65,8 +65,8 @@ export function makeGuest(stream: ByteStream, capabilities?: Capabilities): Gues
     {
       sessionUp: (s) => rec.ups.push(s),
       pageRequests: (reqs) => {
-        rec.requests.push(...reqs);
-        if (rec.answer !== null) rec.link.sendResponses(reqs.map((r) => ({ tag: r.tag, code: rec.answer as number })));
+        rec.requests.push(...reqs.requests);
+        if (rec.answer !== null) rec.link.sendResponses(reqs.requests.map((r) => r.tag), reqs.requests.map(() => rec.answer as number));
       },
       cancels: (tags) => rec.cancels.push(...tags),
       sessionDown: (reason) => rec.downs.push(reason),

@@ -161,7 +161,7 @@ test("cancelled tags are reported to the agent and its late answers are not sent
   await until(() => guest.requests.length === 2);
   host.link.sendCancels([1], pb.CancelReason.CANCEL_DEADLINE);
   await until(() => guest.cancels.length === 1);
-  t.is(guest.link.sendResponses([{ tag: 1, code: 0 }, { tag: 2, code: 0 }]), 1);
+  t.is(guest.link.sendResponses([1, 2], [0, 0]), 1);
   await until(() => host.responses.length === 1);
   t.deepEqual(host.responses.map((r) => r.tag), [2]);
 });
