@@ -59,7 +59,8 @@ export interface WirePageResponse {
   code: iopf.link.v1.ResponseCode;
 }
 export interface WireError {
-  code: number;
+  /** Open, as every proto3 enum: a peer may send a code this side does not know. */
+  code: iopf.link.v1.ErrorCode;
   message: string;
 }
 export interface WireGoodbye {
