@@ -102,16 +102,14 @@ export class GuestLink extends LinkPeer {
         this.onHello(msg.id, msg.body);
         return;
       case "page-requests":
-        this.onPageRequests(msg.body.requests, msg);
+        this.onPageRequests(msg.body.requests);
         return;
       case "page-cancels": {
         if (!this.requireSession(msg.kind)) return;
         const tags = msg.body.tags.filter((t) => this.held.delete(t));
-        this.replyAck(msg, RequestCode.PAGE_CANCELS);
         if (tags.length > 0) this.handler.cancels(tags, msg.body.reason);
         return;
       }
-      case "ack":
       case "error-reply":
         return;
       case "welcome":
@@ -165,7 +163,7 @@ export class GuestLink extends LinkPeer {
     this.handler.sessionUp(this.session);
   }
 
-  private onPageRequests(requests: WirePageRequest[], msg: { id: number; needReply: boolean }): void {
+  private onPageRequests(requests: WirePageRequest[]): void {
     const session = this.requireSession("page-requests");
     if (!session) return;
     const { maxBatch, maxInFlight } = session.agreement.limits;
@@ -184,7 +182,6 @@ export class GuestLink extends LinkPeer {
       }
       this.held.add(r.tag);
     }
-    this.replyAck(msg, RequestCode.PAGE_REQUESTS);
     this.handler.pageRequests(requests);
   }
 

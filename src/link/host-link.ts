@@ -133,15 +133,12 @@ export class HostLink extends LinkPeer {
           this.endSession(`agent refused the handshake: ${linkErrorName(msg.body.code)}: ${peerText(msg.body.message, 200)}`, "refused");
         }
         return;
-      case "ack":
-        return;
       case "page-responses":
-        this.onPageResponses(msg.body.responses, msg);
+        this.onPageResponses(msg.body.responses);
         return;
       case "credit": {
         const session = this.requireEstablished(msg.kind);
         if (!session) return;
-        this.replyAck(msg, RequestCode.CREDIT);
         this.handler.credit(session.epoch, Math.min(msg.body.window, session.agreement.limits.maxInFlight));
         return;
       }
@@ -216,14 +213,13 @@ export class HostLink extends LinkPeer {
     this.handler.sessionUp(this.session);
   }
 
-  private onPageResponses(responses: WirePageResponse[], msg: { id: number; needReply: boolean }): void {
+  private onPageResponses(responses: WirePageResponse[]): void {
     const session = this.requireEstablished("page-responses");
     if (!session) return;
     if (responses.length > session.agreement.limits.maxBatch) {
       this.fail(new LinkError(LinkErrorCode.BATCH_TOO_LARGE, `${responses.length} page responses in one frame, max_batch is ${session.agreement.limits.maxBatch}`));
       return;
     }
-    this.replyAck(msg, RequestCode.PAGE_RESPONSES);
     this.handler.pageResponses(session.epoch, responses);
   }
 

@@ -6,7 +6,7 @@ import { FrameChannel } from "./frame-channel.js";
 import { Flag, HEADER_SIZE } from "./frame-header.js";
 import { LinkError, LinkErrorCode, linkErrorName } from "./link-error.js";
 import { Liveness } from "./liveness.js";
-import { EmptyBody, Inbound, pb } from "./messages.js";
+import { Inbound, pb } from "./messages.js";
 import { RequestCode } from "./request-code.js";
 import { DEFAULT_RESYNC_TIMERS, Resync, ResyncTimers } from "./resync.js";
 import { buildFrame, type Encodable } from "./frame-sender.js";
@@ -134,10 +134,6 @@ export abstract class LinkPeer {
     const half = batch.length >> 1;
     this.sendFitting(code, type, batch.slice(0, half), maxPayload, body, outcome);
     this.sendFitting(code, type, batch.slice(half), maxPayload, body, outcome);
-  }
-
-  protected replyAck(msg: { id: number; needReply: boolean }, code: number): void {
-    if (msg.needReply) this.channel.send(code, Flag.REPLY, msg.id, EmptyBody, {});
   }
 
   protected abstract sessionActive(): boolean;
