@@ -145,7 +145,7 @@ export class GuestLink extends LinkPeer {
       agreement = answerOffer({ versionMin: hello.versionMin, versionMax: hello.versionMax, features: hello.features, limits: hello.limits }, this.capabilities);
     } catch (err) {
       const e = err as LinkError;
-      this.channel.send(RequestCode.HELLO, Flag.REPLY | Flag.ERROR, id, pb.Error, { code: e.code, message: e.message });
+      this.channel.send(RequestCode.HELLO, Flag.REPLY | Flag.ERROR, id, pb.Error, { code: e.code, message: e.detail });
       this.handler.handshakeRefused(e.message);
       return;
     }

@@ -16,12 +16,12 @@ import { ByteStream } from "./transport/byte-stream.js";
 import { iopf } from "../gen/guest_link.js";
 
 /** The most of a peer's ERROR or GOODBYE message kept in a session's end reason. */
-const PEER_MESSAGE_CHARS = 200;
+export const PEER_MESSAGE_CHARS = 200;
 
 export type GoodbyeReason = iopf.link.v1.GoodbyeReason;
 
 /** Why a session ended, as a category an operator can count and alert on (the reason text says more). */
-export const SESSION_END_CAUSES = ["goodbye-received", "goodbye-sent", "peer-error", "protocol-error", "new-sync", "hangup", "closed", "refused"] as const;
+export const SESSION_END_CAUSES = ["goodbye-received", "goodbye-sent", "peer-error", "protocol-error", "new-sync", "hangup", "closed"] as const;
 export type SessionEndCause = (typeof SESSION_END_CAUSES)[number];
 
 export interface BatchOutcome<T> {
@@ -101,7 +101,7 @@ export abstract class LinkPeer {
   /** Ends the session on a protocol error: tells the peer why, then resyncs. */
   protected fail(err: LinkError): void {
     if (this.stopped) return;
-    this.channel.send(RequestCode.ERROR, 0, this.channel.newRequestId(), pb.Error, { code: err.code, message: err.message });
+    this.channel.send(RequestCode.ERROR, 0, this.channel.newRequestId(), pb.Error, { code: err.code, message: err.detail });
     this.endSession(err.message, "protocol-error");
     this.resync.start();
   }

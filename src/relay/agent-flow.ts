@@ -41,6 +41,8 @@ export type FlowEvent =
   | { kind: "credit"; window: number }
   | { kind: "agent-absent"; graceMs: number }
   | { kind: "connection-refused"; from: string; candidates: number }
+  /** An agent answered HELLO with an ERROR; reason: its code and message, bounded and escaped. */
+  | { kind: "agent-refused"; from: string; code: iopf.link.v1.ErrorCode; reason: string }
   | { kind: "candidate-failed"; from: string; reason: string };
 
 export interface AgentFlowHost<D> {
@@ -129,6 +131,7 @@ export class AgentFlow<D> {
         this.schedule();
       },
       sessionDown: (epoch, reason, cause) => this.onSessionDown(link, epoch, reason, cause),
+      refused: (code, reason) => this.host.event({ kind: "agent-refused", from: stream.description, code, reason }),
       writable: () => {
         if (link !== this.current) return;
         this.writable = true;

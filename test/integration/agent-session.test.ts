@@ -34,7 +34,7 @@ type Host = HostRecord & { frames: number[] };
 let epoch = 5000;
 
 function makeCountingHost(stream: ByteStream): Host {
-  const host = { ups: [], downs: [], responses: [], credits: [], closed: false, frames: [] } as unknown as Host;
+  const host = { ups: [], downs: [], refusals: [], responses: [], credits: [], closed: false, frames: [] } as unknown as Host;
   host.link = new HostLink(
     stream,
     {
@@ -45,6 +45,7 @@ function makeCountingHost(stream: ByteStream): Host {
       },
       credit: (_e, w) => host.credits.push(w),
       sessionDown: (_e, reason) => host.downs.push(reason),
+      refused: (_code, reason) => host.refusals.push(reason),
       writable: () => undefined,
       closed: () => (host.closed = true),
     },

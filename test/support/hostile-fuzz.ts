@@ -254,6 +254,7 @@ export function checkHostLink(welcome: { version: number; features: number; limi
     sessionDown: () => {
       up = null;
     },
+    refused: () => undefined,
     writable: () => undefined,
     closed: () => undefined,
   }, { model: pb.ViommuModel.VIRTIO_IOMMU, endpoints: [], software: "fuzz", nextEpoch: (() => { let e = 1; return () => e++; })() });

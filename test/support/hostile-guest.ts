@@ -33,6 +33,8 @@ export class HostileGuest {
   /** The epoch of the last Welcome sent: the session the guest believes in. */
   epoch = 0;
   welcome: WelcomePolicy = echoOffer;
+  /** When set, each HELLO is refused: answered with this Error (a reply with the ERROR flag) instead of a Welcome. */
+  refusal: { code: number; message: string } | null = null;
   closed = false;
   private nonce = 0n;
   private nextId = 1;
@@ -131,6 +133,10 @@ export class HostileGuest {
       case "hello": {
         this.hellos++;
         this.lastHello = msg.body;
+        if (this.refusal) {
+          this.send(RequestCode.HELLO, pb.Error, this.refusal, Flag.REPLY | Flag.ERROR, msg.id);
+          return;
+        }
         const body = this.welcome(msg.body);
         if (body === null) return;
         this.epoch = msg.body.sessionEpoch;
