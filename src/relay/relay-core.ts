@@ -142,6 +142,7 @@ export class RelayCore<D> {
       readAhead: this.readAhead,
       maxCandidates: options.maxCandidates ?? CORE_DEFAULTS.maxCandidates,
     }, {
+      expireDue: (nowMs) => this.expire(nowMs),
       request: (entry, budgetUs, raw) => options.devices.pageRequest(entry.group, entry.device as D, entry.tag, budgetUs, raw),
       responses: (epoch, responses) => this.onPageResponses(epoch, responses),
       sent: (count, epoch) => {
@@ -406,10 +407,15 @@ export class RelayCore<D> {
   private onDeadline(): void {
     this.deadlineTimer = null;
     this.deadlineArmedFor = Infinity;
-    const expired: LedgerEntry<D>[] = this.ledger.expire(performance.now());
+    this.expire(performance.now());
+    this.flow.schedule();
+  }
+
+  /** Answers by deadline the groups due at nowMs; tells the agent of those it held. */
+  private expire(nowMs: number): void {
+    const expired: LedgerEntry<D>[] = this.ledger.expire(nowMs);
     this.flow.cancelled(expired, pb.CancelReason.CANCEL_DEADLINE);
     this.armDeadline();
-    this.flow.schedule();
   }
 
   private emit(event: RelayEvent): void {
