@@ -20,6 +20,7 @@ Options:
   --credits N          groups the agent holds at once, granted at each session (default 256)
   --app-socket PATH    Unix socket for guest programs, or "none" (default /run/iopf-agent.sock)
   --log-level LEVEL    error, warn, info or debug (default info); logs are JSON lines on stderr
+  --version            print the agent's version and exit
   --help               print this and exit
 
 Stops on SIGTERM or SIGINT after saying goodbye to the relay.
@@ -27,6 +28,7 @@ Stops on SIGTERM or SIGINT after saying goodbye to the relay.
 
 export interface CliArgs {
   help: boolean;
+  version: boolean;
   configFile: string | null;
   apply(config: AgentConfig): void;
 }
@@ -49,6 +51,7 @@ export function parseCli(argv: string[]): CliArgs {
         "app-socket": { type: "string" },
         "log-level": { type: "string" },
         help: { type: "boolean" },
+        version: { type: "boolean" },
       },
     }));
   } catch (err) {
@@ -68,6 +71,7 @@ export function parseCli(argv: string[]): CliArgs {
   if (given > 1) throw new ConfigError("--port and --connect each choose where the link goes: give one of them");
   return {
     help: v.help === true,
+    version: v.version === true,
     configFile: v.config ?? null,
     apply(c: AgentConfig): void {
       if (v.port !== undefined) Object.assign(c.port, { path: v.port, connect: null });

@@ -8,6 +8,7 @@ import { agentCapabilities } from "./capabilities.js";
 import { parseCli, USAGE } from "./cli-args.js";
 import { ConfigError, defaultConfig, parseConfig } from "./config.js";
 import { jsonLogger } from "./log.js";
+import { AGENT_VERSION } from "./version.js";
 
 function loadConfig(file: string | null) {
   if (file === null) return defaultConfig();
@@ -33,6 +34,10 @@ async function main(): Promise<void> {
     args = parseCli(process.argv.slice(2));
     if (args.help) {
       process.stdout.write(USAGE);
+      return;
+    }
+    if (args.version) {
+      process.stdout.write(AGENT_VERSION + "\n");
       return;
     }
     config = loadConfig(args.configFile);

@@ -1,8 +1,9 @@
 // Installs what the project needs and is missing: npm packages from the
-// lock file, and with --for-tests the Debian packages the tests use outside
-// the VM (gcc for the C emulator, python3 for the pty test helper, Debian's
-// Chromium for the dashboard test). The VM tests install theirs (QEMU, the
-// kernel source, busybox) on first use, from scripts/vm/prerequisites.ts.
+// lock file, and the Debian packages of scripts/debian-packages.json: the
+// "run" group always, and with --for-tests every group (the tests outside
+// the VM and the QEMU tests alike), so that no phase of `npm test` depends on
+// another having run first. --list prints the Debian packages it would
+// ensure, one a line, and changes nothing.
 // Uses Node built-ins only: it runs before node_modules exists.
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -17,6 +18,14 @@ if (major < 20) {
   process.exit(1);
 }
 
+const groups = JSON.parse(readFileSync(join(root, "scripts", "debian-packages.json"), "utf8"));
+const forTests = process.argv.includes("--for-tests");
+const wanted = [...new Set(["run", ...(forTests ? ["tests", "vm"] : [])].flatMap((g) => Object.keys(groups[g])))].sort();
+if (process.argv.includes("--list")) {
+  process.stdout.write(wanted.map((p) => `${p}\n`).join(""));
+  process.exit(0);
+}
+
 const lock = readFileSync(join(root, "package-lock.json"));
 const want = createHash("sha256").update(lock).digest("hex");
 const stamp = join(root, "node_modules", ".iopf-relay-lock-sha256");
@@ -26,17 +35,27 @@ if (!existsSync(stamp) || readFileSync(stamp, "utf8") !== want) {
   writeFileSync(stamp, want);
 }
 
-// Debian packages, by the file that shows each is installed.
-const always = [["gcc", "/usr/bin/gcc"]];
-const forTests = [["python3", "/usr/bin/python3"], ["chromium", "/usr/bin/chromium"]];
-const needed = [...always, ...(process.argv.includes("--for-tests") ? forTests : [])].filter(([, file]) => !existsSync(file));
-if (needed.length > 0) {
-  const names = needed.map(([pkg]) => pkg);
-  const command = `apt-get update && apt-get install -y --no-install-recommends ${names.join(" ")}`;
+/** The wanted packages dpkg does not list as installed; null when there is no dpkg to ask. */
+function missingPackages(names) {
+  // dpkg-query exits 1 when some name is unknown but still reports the others.
+  const q = spawnSync("dpkg-query", ["-W", "-f=${Package} ${db:Status-Status}\\n", ...names], { encoding: "utf8" });
+  if (q.error) return null;
+  const installed = new Set(q.stdout.split("\n").filter((l) => l.endsWith(" installed")).map((l) => l.split(" ")[0]));
+  return names.filter((n) => !installed.has(n));
+}
+
+const needed = missingPackages(wanted);
+if (needed === null) {
+  console.error(`setup: no dpkg here, so the Debian packages cannot be checked; make sure these (or your system's equivalents) are installed: ${wanted.join(" ")}`);
+} else if (needed.length > 0) {
+  const command = `apt-get update && apt-get install -y --no-install-recommends ${needed.join(" ")}`;
   if (process.getuid?.() !== 0 || spawnSync("apt-get", ["--version"]).status !== 0) {
-    console.error(`setup: missing Debian packages ${names.join(", ")}; install them as root with: ${command}`);
+    console.error(`setup: missing Debian packages ${needed.join(", ")}; install them as root with: ${command}`);
     process.exit(1);
   }
-  console.error(`setup: installing Debian packages: ${names.join(", ")}`);
-  execFileSync("sh", ["-c", command], { stdio: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+  console.error(`setup: installing Debian packages: ${needed.join(", ")}`);
+  // Wait for apt's lock rather than fail when another installer holds it.
+  const wait = "-o DPkg::Lock::Timeout=600";
+  execFileSync("sh", ["-c", `apt-get ${wait} update && apt-get ${wait} install -y --no-install-recommends ${needed.join(" ")}`],
+    { stdio: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
 }

@@ -13,6 +13,8 @@ import { projectRoot, vmSourceDir } from "./paths.js";
 /** Where the project sits inside the guest. */
 export const GUEST_PROJECT_DIR = "/opt/iopf-relay";
 const GUEST_PROJECT = GUEST_PROJECT_DIR.slice(1);
+/** The single-file agent executable's name in dist/. */
+export const AGENT_EXE = "iopf-agent";
 const BUSYBOX = "/bin/busybox";
 // A base image older than this is no longer used by a VM still starting
 // (QEMU reads the initrd whole at start-up), so it can be pruned.
@@ -89,7 +91,9 @@ async function projectEntries(): Promise<{ entries: CpioEntry[]; nativeAddons: s
   const noStampOrMaps = (n: string) => n === ".tsc-stamp" || n.endsWith(".map");
   entries.push(...treeEntries(build, `${GUEST_PROJECT}/build`, noStampOrMaps));
   const dist = join(projectRoot, "dist");
-  if (existsSync(dist)) entries.push(...treeEntries(dist, `${GUEST_PROJECT}/dist`, noStampOrMaps));
+  // dist/iopf-agent (npm run build:agent-exe) is as large as node: only the
+  // scenario that runs it carries it, in its job archive.
+  if (existsSync(dist)) entries.push(...treeEntries(dist, `${GUEST_PROJECT}/dist`, (n) => noStampOrMaps(n) || n === AGENT_EXE));
   for (const pkg of await runtimePackageDirs()) {
     // Each listed package is copied without its nested node_modules: the
     // runtime ones among those are listed (and copied) on their own.

@@ -4,14 +4,19 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-function findProjectRoot(start: string): string {
+/**
+ * The checkout above start: its package.json names iopf-relay and its
+ * tsconfig.json sits beside it. tsc copies package.json into build/ (the
+ * agent imports its version from it), so the name alone would stop there.
+ */
+export function findProjectRoot(start: string): string {
   for (let dir = start; ; dir = dirname(dir)) {
     const pkg = join(dir, "package.json");
-    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, "utf8")) as { name?: string }).name === "iopf-relay") {
+    if (existsSync(pkg) && existsSync(join(dir, "tsconfig.json")) && (JSON.parse(readFileSync(pkg, "utf8")) as { name?: string }).name === "iopf-relay") {
       return dir;
     }
     if (dirname(dir) === dir) {
-      throw new Error(`no package.json named "iopf-relay" above ${start}; the VM scripts must run from inside the project`);
+      throw new Error(`no package.json named "iopf-relay" with a tsconfig.json beside it above ${start}; the VM scripts must run from inside the project's checkout`);
     }
   }
 }

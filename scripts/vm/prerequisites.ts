@@ -1,24 +1,18 @@
 // The Debian packages the VM tests need on the host: which are missing, and
 // installing them when this process may (root with apt-get).
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { cachePath, withLock } from "./cache.js";
 import { run } from "./exec.js";
+import { projectRoot } from "./paths.js";
 
-// Package, and why the VM layer needs it.
-const PACKAGES: Record<string, string> = {
-  "qemu-system-x86": "qemu-system-x86_64 runs the guest (TCG when there is no KVM)",
-  "linux-source-6.12": "the guest kernel's source (iommufd fault queues are 6.11+)",
-  "busybox-static": "the guest's shell and tools (static: the initramfs has no libc for it)",
-  make: "kernel build",
-  gcc: "kernel build",
-  "libc6-dev": "kernel build host tools",
-  bc: "kernel build (timeconst)",
-  flex: "kernel build (Kconfig lexer)",
-  bison: "kernel build (Kconfig parser)",
-  "libelf-dev": "kernel build (objtool)",
-  "libssl-dev": "kernel build (certificate tools)",
-  "xz-utils": "unpacking linux-source-6.12.tar.xz and compressing the kernel image",
-};
+// Package, and why the VM layer needs it: the "vm" group of the one list
+// scripts/setup.mjs also installs from.
+const PACKAGES = (JSON.parse(readFileSync(join(projectRoot, "scripts", "debian-packages.json"), "utf8")) as { vm: Record<string, string> }).vm;
+
+/** The Debian packages the VM tests need on the host. */
+export const VM_PACKAGES: readonly string[] = Object.keys(PACKAGES);
 
 export type VmPrerequisites = { ok: true } | { ok: false; reason: string; installCommand: string };
 

@@ -11,6 +11,7 @@ import { DEMO_DEV_IDS, demoConfig, demoConfigJson } from "../relay/demo-config.j
 import { RESTARTS_ENV, runKeeper } from "../relay/keeper.js";
 import { fileURLToPath } from "node:url";
 import { createLogger } from "../relay/log.js";
+import { notifyServiceManager } from "../relay/service-manager.js";
 import { openSources } from "../relay/source-factory.js";
 import { HandedQueues } from "../relay/handoff/handed-queues.js";
 import { HandoffServer } from "../relay/handoff/handoff-server.js";
@@ -78,6 +79,7 @@ async function main(argv: string[]): Promise<number> {
     process.on("SIGHUP", () => reloadDeviceMap({ path: configPath, core: relay.core, devices: relay.devices, handedDevIds: () => handed?.devIds() ?? new Set(), log }));
   }
   log("relay ready", { ...relay.ready, ...(handoff ? { handoff: handoff.description } : {}) });
+  notifyServiceManager("READY=1", log);
   // Under a keeper: tell it this relay started (a relay that exits before this, again and again, cannot start).
   if (process.send) {
     process.send({ ready: true });
@@ -94,6 +96,7 @@ async function main(argv: string[]): Promise<number> {
       process.exit(1);
     }
     stopping = true;
+    notifyServiceManager("STOPPING=1", log);
     log("stopping: answering every group read", { signal, inFlight: relay.core.inFlight });
     await handoff?.close();
     await keeperChannel?.close();

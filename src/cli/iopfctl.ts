@@ -12,6 +12,7 @@ import { handoffCommand } from "../ctl/handoff-command.js";
 import { statusCommand } from "../ctl/status-command.js";
 import { topCommand } from "../ctl/top-command.js";
 import { traceCommand } from "../ctl/trace-command.js";
+import { VERSION } from "../relay/version.js";
 
 const out = (s: string): void => void process.stdout.write(s);
 const err = (s: string): void => void process.stderr.write(s);
@@ -28,6 +29,10 @@ async function main(argv: string[]): Promise<number> {
   const { control, command: c } = parseCtlCli(argv, process.env);
   if (c.cmd === "help") {
     out(USAGE + "\n");
+    return 0;
+  }
+  if (c.cmd === "version") {
+    out(VERSION + "\n");
     return 0;
   }
   if (c.cmd === "attach" || c.cmd === "detach") return handoffCommand(c, out, err);

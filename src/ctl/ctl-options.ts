@@ -25,6 +25,7 @@ Commands:
   detach --fault-id ID       take it back: the relay answers what it holds of it, then the VMM may detach
                              [--dev N]... --handoff unix:PATH (or $IOPFCTL_HANDOFF)
 
+  --version                  print iopfctl's version and exit
   --control ADDR             the relay's control server: tcp:127.0.0.1:PORT or unix:PATH
                              (default $IOPFCTL_CONTROL, else ${DEFAULT_CONTROL})
   Kinds: ${EVENT_KINDS.join(", ")}`;
@@ -35,6 +36,7 @@ export class CtlUsageError extends Error {
 
 export type CtlCommand =
   | { cmd: "help" }
+  | { cmd: "version" }
   | { cmd: "status"; json: boolean }
   | { cmd: "trace"; filter: EventFilter; json: boolean; count: number }
   | { cmd: "top"; intervalMs: number; iterations: number; plain: boolean }
@@ -48,7 +50,7 @@ const OPTIONS = {
   control: { type: "string" }, json: { type: "boolean" }, dev: { type: "string", multiple: true }, pasid: { type: "string", multiple: true },
   kind: { type: "string", multiple: true }, count: { type: "string" }, interval: { type: "string" }, iterations: { type: "string" },
   plain: { type: "boolean" }, addr: { type: "string" }, perm: { type: "string" }, pages: { type: "string" }, emulator: { type: "boolean" },
-  duration: { type: "string" }, speed: { type: "string" }, help: { type: "boolean", short: "h" },
+  duration: { type: "string" }, speed: { type: "string" }, help: { type: "boolean", short: "h" }, version: { type: "boolean" },
   "fault-fd": { type: "string" }, "fault-id": { type: "string" }, devices: { type: "string" }, viommu: { type: "string" }, handoff: { type: "string" },
   "vmm-pid": { type: "string" },
 } as const;
@@ -109,6 +111,7 @@ export function parseCtlCli(argv: string[], env: NodeJS.ProcessEnv): { control: 
   const { values: v, positionals } = parsed;
   const control = v.control ?? env.IOPFCTL_CONTROL ?? DEFAULT_CONTROL;
   const [cmd, ...args] = positionals;
+  if (v.version && !v.help) return { control, command: { cmd: "version" } };
   if (v.help || cmd === undefined || cmd === "help") return { control, command: { cmd: "help" } };
   const allowed = ALLOWED[cmd];
   if (!allowed) throw new CtlUsageError(`unknown command "${cmd}"; expected one of ${Object.keys(ALLOWED).join(", ")}`);

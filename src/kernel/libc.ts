@@ -6,9 +6,9 @@
 // and read() data land in them without a copy.
 //
 // Two shapes of wrapper:
-// - setup calls (open, eventfd, socketpair, fcntl, dup, close, ioctl) throw a
+// - setup calls (open, eventfd, socketpair, socket, fcntl, dup, close, ioctl) throw a
 //   SyscallError on failure;
-// - data-path calls (read, write, poll) return the result or -errno, because
+// - data-path calls (read, write, poll, sendto) return the result or -errno, because
 //   there EAGAIN, EINVAL or EINTR are outcomes the caller decides about, and an
 //   exception per empty read would cost more than the read.
 // errno is captured by ffi-rs right after the call (errno: true) and looked at
@@ -31,6 +31,9 @@ const EFD_CLOEXEC = 0o2000000;
 const EFD_NONBLOCK = 0o4000;
 const AF_UNIX = 1;
 const SOCK_STREAM = 1;
+const SOCK_DGRAM = 2;
+/** send flag: no SIGPIPE when the peer is gone (the call fails with EPIPE instead). */
+export const MSG_NOSIGNAL = 0x4000;
 const SOCK_CLOEXEC = 0o2000000;
 const MNT_DETACH = 2;
 export const POLLIN = 0x1;
@@ -104,6 +107,17 @@ export function socketpair(): [number, number] {
     "creating an AF_UNIX stream socket pair",
   );
   return [sv.readInt32LE(0), sv.readInt32LE(4)];
+}
+
+/** An AF_UNIX SOCK_DGRAM socket, close-on-exec (Node's dgram has no AF_UNIX). */
+export function unixDatagramSocket(): number {
+  return checked(call("socket", DataType.I32, [DataType.I32, DataType.I32, DataType.I32], [AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0]), "socket", "creating an AF_UNIX datagram socket");
+}
+
+/** sendto(2) of buf[0, length) to the socket address in addr (its whole length): bytes sent, or -errno. */
+export function sendto(fd: number, buf: Buffer, length: number, flags: number, addr: Buffer): number {
+  return rawResult(call("sendto", DataType.I64, [DataType.I32, DataType.U8Array, DataType.U64, DataType.I32, DataType.U8Array, DataType.I32],
+    [fd, buf, length, flags, addr, addr.length]));
 }
 
 /**

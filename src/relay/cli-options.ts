@@ -17,6 +17,8 @@ The agent's channel (exactly one):
   --listen ADDR         listen on unix:PATH, tcp:HOST:PORT or ws://HOST:PORT/PATH (loopback only)
   --connect ADDR        connect to QEMU's chardev server socket (unix:PATH or tcp:HOST:PORT); reconnects
   --fd N                an inherited, connected socket
+  --socket-mode MODE    the listening Unix socket's mode: 0600 (default) or 0660, so that the
+                        relay's group (e.g. QEMU's user, added to it) may connect
 
 Fault sources (at least one):
   --source KIND         emulator (the built-in kernel emulator) or synthetic (in-process)
@@ -93,7 +95,7 @@ export function parseRelayCli(argv: string[]): ParsedCli {
       strict: true,
       allowPositionals: false,
       options: {
-        "socket-path": { type: "string" }, listen: { type: "string" }, connect: { type: "string" }, fd: { type: "string" },
+        "socket-path": { type: "string" }, "socket-mode": { type: "string" }, listen: { type: "string" }, connect: { type: "string" }, fd: { type: "string" },
         source: { type: "string", multiple: true }, "fault-fd": { type: "string", multiple: true },
         "emulator-fd": { type: "string", multiple: true }, iommufd: { type: "boolean" },
         handoff: { type: "string" }, "handoff-group": { type: "string" }, "keeper-channel": { type: "string" },
@@ -120,6 +122,12 @@ export function parseRelayCli(argv: string[]): ParsedCli {
     : values.listen !== undefined ? { listen: address("--listen", values.listen) }
     : values.connect !== undefined ? { connect: address("--connect", values.connect) }
     : { fd: integer("--fd", values.fd as string, 0) };
+  const mode = values["socket-mode"];
+  if (mode !== undefined) {
+    if (!("listen" in link) || !link.listen.startsWith("unix:")) throw new UsageError("--socket-mode applies to a listening Unix socket: give it with --socket-path PATH or --listen unix:PATH");
+    if (mode !== "0600" && mode !== "600" && mode !== "0660" && mode !== "660") throw new UsageError(`--socket-mode: expected 0600 or 0660, got "${mode}"`);
+    link.socketMode = parseInt(mode, 8);
+  }
 
   const sources = values.source ?? [];
   for (const s of sources) if (s !== "emulator" && s !== "synthetic") throw new UsageError(`--source: expected emulator or synthetic, got "${s}"`);

@@ -46,7 +46,7 @@ export const RESTARTS_ENV = "IOPF_KEEPER_RESTARTS";
 const FIRST_CHILD_FD = 3;
 
 function linkArgs(link: LinkEndpointSpec): string[] {
-  if ("listen" in link) return ["--listen", link.listen];
+  if ("listen" in link) return ["--listen", link.listen, ...(link.socketMode !== undefined ? ["--socket-mode", `0${link.socketMode.toString(8)}`] : [])];
   if ("connect" in link) return ["--connect", link.connect];
   return ["--fd", String(link.fd)];
 }

@@ -12,7 +12,7 @@ import { TransportError } from "../link/transport/transport-error.js";
 import { Logger } from "./log.js";
 import { StartupError } from "./startup-error.js";
 
-export type LinkEndpointSpec = { listen: string } | { connect: string } | { fd: number };
+export type LinkEndpointSpec = { listen: string; socketMode?: number } | { connect: string } | { fd: number };
 
 export interface LinkEndpoint {
   readonly description: string;
@@ -21,7 +21,7 @@ export interface LinkEndpoint {
 
 export async function openLinkEndpoint(spec: LinkEndpointSpec, attach: (stream: ByteStream) => void, log: Logger): Promise<LinkEndpoint> {
   if ("listen" in spec) {
-    const listener: StreamListener = await listen(spec.listen).catch((err: Error) => {
+    const listener: StreamListener = await listen(spec.listen, spec.socketMode === undefined ? {} : { socketMode: spec.socketMode }).catch((err: Error) => {
       // Where the relay was told to listen is the operator's to fix: one line, not a stack.
       throw err instanceof TransportError ? new StartupError(err.message, { cause: err }) : err;
     });

@@ -30,20 +30,20 @@ async function emulatorRelay() {
   const [h, g] = memoryPair();
   core.attach(h);
   const guest = new HostileGuest(g).start();
-  await until(() => core.currentSession !== null, 3000, "a session");
+  await until(() => core.currentSession !== null, 10_000, "a session");
   return { emulator, core, guest, audit, fds };
 }
 
 test.serial("forged, repeated and out-of-range answers never reach the fault fd: no violations", async (t) => {
   const { emulator, core, guest, audit, fds } = await emulatorRelay();
   await emulator.raise({ dev: 1, pasid: 1, count: 50 });
-  await until(() => guest.requests.length === 50, 5000, "50 requests");
+  await until(() => guest.requests.length === 50, 10_000, "50 requests");
   const tags = guest.requests.map((r) => r.tag);
   guest.answer([0, 0xffffffff, ...tags.map((tag) => tag + 100_000)]);
   guest.answer(tags);
   guest.answer(tags);
   guest.answer(tags, 7);
-  await until(() => core.metrics.totalDropped() === 2 + 50 * 3, 5000, "every bad answer dropped");
+  await until(() => core.metrics.totalDropped() === 2 + 50 * 3, 10_000, "every bad answer dropped");
   await core.shutdown();
   await fds.stop();
   const stats = await emulator.quit();
@@ -58,14 +58,14 @@ test.serial("a detach answers device 2's groups first: the relay's later answers
   const { emulator, core, guest, audit, fds } = await emulatorRelay();
   await emulator.raise({ dev: 1, pasid: 1, count: 5 });
   await emulator.raise({ dev: 2, pasid: 1, count: 5, addr: 0x200000 });
-  await until(() => guest.requests.length === 10, 5000, "10 requests");
+  await until(() => guest.requests.length === 10, 10_000, "10 requests");
   t.deepEqual(await emulator.detach(2), { answered: 5, dropped: 0 });
   guest.answer(guest.requests.map((r) => r.tag));
-  await until(() => audit.count("guest") === 10, 5000, "the guest's answers written");
+  await until(() => audit.count("guest") === 10, 10_000, "the guest's answers written");
   await emulator.raise({ dev: 1, pasid: 1, count: 3, addr: 0x300000 });
-  await until(() => guest.requests.length === 13, 5000, "later groups still flow");
+  await until(() => guest.requests.length === 13, 10_000, "later groups still flow");
   guest.answer(guest.requests.slice(10).map((r) => r.tag));
-  await until(() => audit.count("guest") === 13, 5000, "answered");
+  await until(() => audit.count("guest") === 13, 10_000, "answered");
   await core.shutdown();
   await fds.stop();
   const stats = await emulator.quit();

@@ -14,9 +14,9 @@ test.after.always(() => HostileRelay.closeAll());
 test("the agent vanishes mid-batch: its whole answers count, the half-written frame is nothing, the rest go to the next agent", async (t) => {
   const relay = await HostileRelay.start({ deadlineMs: 10_000, graceMs: 5000 });
   const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 3000, "a session");
+  await until(() => relay.core.currentSession !== null, 10_000, "a session");
   relay.raise(100);
-  await until(() => guest.requests.length === 100, 3000, "100 requests");
+  await until(() => guest.requests.length === 100, 10_000, "100 requests");
   const tags = guest.requests.map((r) => r.tag);
   guest.answer(tags.slice(0, 25));
   const half = guest.frame(RequestCode.PAGE_RESPONSES, pb.PageResponseBatch, { responses: tags.slice(25, 50).map((tag) => ({ tag, code: 0 })) });
@@ -24,10 +24,10 @@ test("the agent vanishes mid-batch: its whole answers count, the half-written fr
   await tick(20);
   guest.close();
   const next = await relay.connect();
-  await until(() => next.requests.length === 75, 3000, "the 75 unanswered groups sent to the next agent");
+  await until(() => next.requests.length === 75, 10_000, "the 75 unanswered groups sent to the next agent");
   t.deepEqual(next.requests.map((r) => r.tag).sort(), tags.slice(25).sort());
   next.answer(next.requests.map((r) => r.tag), pb.ResponseCode.RESPONSE_INVALID);
-  await until(() => relay.audit.count("guest") === 100, 3000, "all answered");
+  await until(() => relay.audit.count("guest") === 100, 10_000, "all answered");
   t.is(relay.audit.answers.size, 100);
   t.deepEqual(await relay.finish(), clean(100));
 });
@@ -38,19 +38,19 @@ test("the link flaps 100 times (connect, hold groups, drop) and nothing is lost 
   let answeredByGuests = 0;
   for (let i = 0; i < 100; i++) {
     const guest = await relay.connect();
-    await until(() => guest.epoch !== 0 && relay.core.currentSession?.epoch === guest.epoch, 3000, `session ${i}`);
+    await until(() => guest.epoch !== 0 && relay.core.currentSession?.epoch === guest.epoch, 10_000, `session ${i}`);
     relay.raise(2);
-    await until(() => guest.requests.length >= 2, 3000, `requests in session ${i}`);
+    await until(() => guest.requests.length >= 2, 10_000, `requests in session ${i}`);
     // Answer one of what it holds, then drop the link without a goodbye.
     guest.answer([guest.requests[0]!.tag]);
     answeredByGuests++;
-    await until(() => relay.audit.count("guest") === answeredByGuests, 3000, `answer in session ${i}`);
+    await until(() => relay.audit.count("guest") === answeredByGuests, 10_000, `answer in session ${i}`);
     guest.close();
   }
   const last = await relay.connect();
-  await until(() => last.requests.length === 100, 5000, "the 100 held groups sent to the last agent");
+  await until(() => last.requests.length === 100, 10_000, "the 100 held groups sent to the last agent");
   last.answer(last.requests.map((r) => r.tag));
-  await until(() => relay.audit.count("guest") === 200, 5000, "every group answered");
+  await until(() => relay.audit.count("guest") === 200, 10_000, "every group answered");
   t.is(relay.core.metrics.sessionsUp, 101);
   t.deepEqual(await relay.finish(), clean(200));
 });
@@ -58,22 +58,22 @@ test("the link flaps 100 times (connect, hold groups, drop) and nothing is lost 
 test("answers the source refuses (EINVAL: a detach answered them first) are counted once as ended by the kernel, not retried, and nothing else breaks", async (t) => {
   const relay = await HostileRelay.start({ deadlineMs: 10_000 });
   const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 3000, "a session");
+  await until(() => relay.core.currentSession !== null, 10_000, "a session");
   relay.raise(5, 1);
   relay.raise(5, 2);
-  await until(() => guest.requests.length === 10, 3000, "10 requests");
+  await until(() => guest.requests.length === 10, 10_000, "10 requests");
   // The kernel answers device 2's groups INVALID at detach, behind the relay's back.
   const detached = [...relay.audit.answers.keys()].filter((g) => g.devId === 2).map((g) => g.cookie);
   t.deepEqual(relay.source.writeAnswers(detached.map((cookie) => ({ cookie, code: 1 }))).refused, []);
   guest.answer(guest.requests.map((r) => r.tag));
-  await until(() => relay.core.metrics.refused === 5, 3000, "5 refused");
+  await until(() => relay.core.metrics.refused === 5, 10_000, "5 refused");
   await tick(100);
   t.is(relay.core.metrics.refused, 5, "not retried");
   t.is(relay.source.snapshot().refused, 5);
   relay.raise(3, 1);
-  await until(() => guest.requests.length === 13, 3000, "later groups still flow");
+  await until(() => guest.requests.length === 13, 10_000, "later groups still flow");
   guest.answer(guest.requests.slice(10).map((r) => r.tag));
-  await until(() => relay.audit.count("guest") === 8, 3000, "answers");
+  await until(() => relay.audit.count("guest") === 8, 10_000, "answers");
   t.is(relay.audit.count("kernel-ended"), 5, "the refused ones ended by the kernel's answer");
   const report = await relay.finish();
   t.deepEqual(report, { ...clean(13), refused: 5, answered: 13 }, "13 accepted answers: 5 by the detach, 8 from the relay");
@@ -83,7 +83,7 @@ test("a transport that takes a few bytes per tick (short writes, EAGAIN): 500 gr
   let slow: SlowStream | null = null;
   const relay = await HostileRelay.start({ deadlineMs: 20_000, limits: { maxBatch: 16 }, wrap: (s) => (slow = new SlowStream(s, 5)) });
   const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 5000, "a session over the slow transport");
+  await until(() => relay.core.currentSession !== null, 10_000, "a session over the slow transport");
   relay.raise(500);
   let answered = 0;
   while (answered < 500) {

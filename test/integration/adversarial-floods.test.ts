@@ -42,19 +42,19 @@ function* packed(count: number, make: (i: number) => Buffer): Generator<Buffer> 
 async function holdingFive(): Promise<{ relay: HostileRelay; guest: HostileGuest }> {
   const relay = await HostileRelay.start({ deadlineMs: 30_000, graceMs: 60_000 });
   const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 3000, "a session");
+  await until(() => relay.core.currentSession !== null, 10_000, "a session");
   relay.raise(5);
-  await until(() => guest.requests.length === 5, 3000, "5 requests");
+  await until(() => guest.requests.length === 5, 10_000, "5 requests");
   return { relay, guest };
 }
 
 async function stillServes(relay: HostileRelay): Promise<void> {
   const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null && guest.epoch === relay.core.currentSession.epoch, 5000, "a session after the flood");
+  await until(() => relay.core.currentSession !== null && guest.epoch === relay.core.currentSession.epoch, 10_000, "a session after the flood");
   relay.raise(10);
-  await until(() => guest.requests.length >= 10, 5000, "requests after the flood");
+  await until(() => guest.requests.length >= 10, 10_000, "requests after the flood");
   guest.answer(guest.requests.slice(-10).map((r) => r.tag));
-  await until(() => relay.audit.count("guest") >= 10, 5000, "answers after the flood");
+  await until(() => relay.audit.count("guest") >= 10, 10_000, "answers after the flood");
   guest.close();
 }
 
@@ -62,9 +62,9 @@ test.serial("a million forged answers: all dropped and counted, memory bounded, 
   t.timeout(120_000);
   const relay = await HostileRelay.start({ deadlineMs: 30_000 });
   const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 3000, "a session");
+  await until(() => relay.core.currentSession !== null, 10_000, "a session");
   relay.raise(8);
-  await until(() => guest.requests.length === 8, 3000, "8 requests");
+  await until(() => guest.requests.length === 8, 10_000, "8 requests");
   const real = new Set(guest.requests.map((r) => r.tag));
   const BATCH = 256;
   const FRAMES = Math.ceil(1_000_000 / BATCH);
@@ -78,7 +78,7 @@ test.serial("a million forged answers: all dropped and counted, memory bounded, 
   t.log(`${FRAMES * BATCH} forged answers: RSS ${memory.baselineMb} -> peak ${memory.peakMb} MB (+${memory.growthMb})`);
   t.true(memory.growthMb < FLOOD_GROWTH_BOUND_MB, `RSS grew ${memory.growthMb} MB, bound ${FLOOD_GROWTH_BOUND_MB}`);
   guest.answer([...real]);
-  await until(() => relay.audit.count("guest") === 8, 3000, "the real answers");
+  await until(() => relay.audit.count("guest") === 8, 10_000, "the real answers");
   t.deepEqual(await relay.finish(), clean(8));
 });
 

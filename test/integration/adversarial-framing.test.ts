@@ -28,19 +28,19 @@ function header(code: number, flags: number, id: number, size: number): Buffer {
 async function survives(attack: (guest: HostileGuest) => void | Promise<void>, expectCode: number | null): Promise<{ ok: boolean; detail: string }> {
   const relay = await HostileRelay.start({ deadlineMs: 10_000, graceMs: 10_000 });
   const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 3000, "a session");
+  await until(() => relay.core.currentSession !== null, 10_000, "a session");
   relay.raise(3);
-  await until(() => guest.requests.length === 3, 3000, "3 requests");
+  await until(() => guest.requests.length === 3, 10_000, "3 requests");
   const epoch = relay.core.currentSession!.epoch;
   await attack(guest);
-  if (expectCode !== null) await until(() => guest.relayErrors.some((e) => e.code === expectCode), 3000, `ERROR ${expectCode} from the relay`);
-  await until(() => relay.core.currentSession === null || relay.core.currentSession.epoch !== epoch, 3000, "the session ended");
+  if (expectCode !== null) await until(() => guest.relayErrors.some((e) => e.code === expectCode), 10_000, `ERROR ${expectCode} from the relay`);
+  await until(() => relay.core.currentSession === null || relay.core.currentSession.epoch !== epoch, 10_000, "the session ended");
   // The guest resyncs as a correct peer would after an ERROR; a new session gets the held groups again.
   guest.resync();
-  await until(() => relay.core.currentSession !== null && relay.core.currentSession.epoch !== epoch, 3000, "a new session");
-  await until(() => guest.requests.length === 6, 3000, "the 3 groups sent again");
+  await until(() => relay.core.currentSession !== null && relay.core.currentSession.epoch !== epoch, 10_000, "a new session");
+  await until(() => guest.requests.length === 6, 10_000, "the 3 groups sent again");
   guest.answer(guest.requests.slice(3).map((r) => r.tag));
-  await until(() => relay.audit.count("guest") === 3, 3000, "answers in the new session");
+  await until(() => relay.audit.count("guest") === 3, 10_000, "answers in the new session");
   guest.close();
   const report = await relay.finish();
   const want = clean(3);
@@ -77,9 +77,9 @@ for (const [name, code, attack] of cases) {
 test("a frame trickled one byte per read is parsed like any other; a half-sent frame is dropped at the next resync", async (t) => {
   const relay = await HostileRelay.start({ deadlineMs: 10_000 });
   const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 3000, "a session");
+  await until(() => relay.core.currentSession !== null, 10_000, "a session");
   relay.raise(2);
-  await until(() => guest.requests.length === 2, 3000, "2 requests");
+  await until(() => guest.requests.length === 2, 10_000, "2 requests");
   const frame = guest.frame(RequestCode.PAGE_RESPONSES, pb.PageResponseBatch, { responses: [{ tag: guest.requests[0]!.tag, code: 0 }] });
   // No heartbeat of the guest's own may land between two of the frame's bytes.
   guest.stopHeartbeats();
@@ -88,7 +88,7 @@ test("a frame trickled one byte per read is parsed like any other; a half-sent f
     await tick(1);
   }
   guest.keepAlive();
-  await until(() => relay.audit.count("guest") === 1, 3000, "the trickled answer");
+  await until(() => relay.audit.count("guest") === 1, 10_000, "the trickled answer");
   // Half a frame, then the guest "restarts": its SYNC is inside the stale payload and is not seen;
   // the relay is stuck in the payload until the bytes complete it or liveness ends the session.
   const second = guest.frame(RequestCode.PAGE_RESPONSES, pb.PageResponseBatch, { responses: [{ tag: guest.requests[1]!.tag, code: 0 }] });
@@ -96,10 +96,10 @@ test("a frame trickled one byte per read is parsed like any other; a half-sent f
   guest.stopHeartbeats();
   // The relay then resyncs; this guest's parser still answers its SYNC and HELLO, so a new
   // session follows at once: watch the log, not the session.
-  await until(() => relay.logs.some((l) => l.includes("HEARTBEAT_TIMEOUT")), 5000, "liveness ending the session (3 x 1 s of nothing parsed)");
+  await until(() => relay.logs.some((l) => l.includes("HEARTBEAT_TIMEOUT")), 10_000, "liveness ending the session (3 x 1 s of nothing parsed)");
   guest.keepAlive();
-  await until(() => guest.requests.length === 3, 5000, "the held group sent again");
+  await until(() => guest.requests.length === 3, 10_000, "the held group sent again");
   guest.answer([guest.requests[2]!.tag]);
-  await until(() => relay.audit.count("guest") === 2, 3000, "the second answer");
+  await until(() => relay.audit.count("guest") === 2, 10_000, "the second answer");
   t.deepEqual(await relay.finish(), clean(2));
 });

@@ -36,11 +36,11 @@ for (const [name, patch] of refused) {
     relay.raise(2);
     const guest = await relay.connect();
     guest.welcome = welcomeOf(patch);
-    await until(() => guest.relayErrors.some((e) => e.code === LinkErrorCode.NEGOTIATION_FAILED), 3000, "NEGOTIATION_FAILED");
+    await until(() => guest.relayErrors.some((e) => e.code === LinkErrorCode.NEGOTIATION_FAILED), 10_000, "NEGOTIATION_FAILED");
     // The code travels in its own field; the message says what the relay offered and what it got.
     t.regex(guest.relayErrors[0]!.message, /offered|least usable/);
     t.is(relay.core.currentSession, null);
-    await until(() => relay.audit.count("session-lost") === 2, 3000, "no agent within the grace period: both answered INVALID");
+    await until(() => relay.audit.count("session-lost") === 2, 10_000, "no agent within the grace period: both answered INVALID");
     t.is(guest.requests.length, 0);
     t.deepEqual(await relay.finish(), clean(2));
   });
@@ -49,7 +49,7 @@ for (const [name, patch] of refused) {
 test("a HELLO from the guest, and page requests or cancels from it, end the session with UNEXPECTED_MESSAGE", async (t) => {
   const relay = await HostileRelay.start({ deadlineMs: 5000 });
   const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 3000, "a session");
+  await until(() => relay.core.currentSession !== null, 10_000, "a session");
   const sends = [
     () => guest.send(RequestCode.HELLO, pb.Hello, { versionMin: 1, versionMax: 1, sessionEpoch: 1 }, Flag.NEED_REPLY),
     () => guest.send(RequestCode.PAGE_REQUESTS, pb.PageRequestBatch, { requests: [{ tag: 1 }] }),
@@ -59,10 +59,10 @@ test("a HELLO from the guest, and page requests or cancels from it, end the sess
     const errors = guest.relayErrors.length;
     const epoch = relay.core.currentSession!.epoch;
     send();
-    await until(() => guest.relayErrors.length > errors, 3000, "an ERROR");
+    await until(() => guest.relayErrors.length > errors, 10_000, "an ERROR");
     t.is(guest.relayErrors.at(-1)!.code, LinkErrorCode.UNEXPECTED_MESSAGE);
     guest.resync();
-    await until(() => relay.core.currentSession !== null && relay.core.currentSession.epoch !== epoch, 3000, "a new session");
+    await until(() => relay.core.currentSession !== null && relay.core.currentSession.epoch !== epoch, 10_000, "a new session");
   }
   t.deepEqual(await relay.finish(), clean(0));
 });
@@ -71,19 +71,19 @@ test("a second Welcome, a Welcome for an old HELLO id, and a session message bef
   const relay = await HostileRelay.start({ deadlineMs: 5000 });
   relay.raise(3);
   const guest = await relay.connect();
-  await until(() => guest.lastHello !== null && relay.core.currentSession !== null, 3000, "a session");
+  await until(() => guest.lastHello !== null && relay.core.currentSession !== null, 10_000, "a session");
   const hello = guest.lastHello!;
   // Repeating the Welcome (any id) changes nothing: it is no reply to an outstanding HELLO.
   for (const id of [1, 2, 0xffffffff]) guest.send(RequestCode.HELLO, pb.Welcome, { version: 1, features: 0, limits: { maxPayload: 4096, maxBatch: 1, maxInFlight: 1, heartbeatMs: 60000 }, sessionEpoch: hello.sessionEpoch }, Flag.REPLY, id);
-  await until(() => guest.requests.length === 3, 3000, "all 3 sent: the first agreement stands");
+  await until(() => guest.requests.length === 3, 10_000, "all 3 sent: the first agreement stands");
   t.is(relay.core.currentSession!.agreement.limits.maxInFlight, 4096);
   // A fresh SYNC ends the session; answers before the new Welcome are UNEXPECTED_MESSAGE.
   guest.welcome = () => null;
   guest.resync();
-  await until(() => relay.core.currentSession === null, 3000, "session down");
+  await until(() => relay.core.currentSession === null, 10_000, "session down");
   await tick(30);
   guest.answer(guest.requests.map((r) => r.tag));
-  await until(() => guest.relayErrors.some((e) => e.code === LinkErrorCode.UNEXPECTED_MESSAGE), 3000, "UNEXPECTED_MESSAGE");
+  await until(() => guest.relayErrors.some((e) => e.code === LinkErrorCode.UNEXPECTED_MESSAGE), 10_000, "UNEXPECTED_MESSAGE");
   t.is(relay.audit.count("guest"), 0, "answers outside a session are not written");
   t.deepEqual(await relay.finish(), clean(3));
 });
@@ -93,8 +93,8 @@ test("a guest that never answers HELLO: HANDSHAKE_TIMEOUT, and the groups are an
   relay.raise(2);
   const guest = await relay.connect();
   guest.welcome = () => null;
-  await until(() => guest.relayErrors.some((e) => e.code === LinkErrorCode.HANDSHAKE_TIMEOUT), 3000, "HANDSHAKE_TIMEOUT");
-  await until(() => relay.audit.count("session-lost") === 2, 3000, "session-lost answers");
+  await until(() => guest.relayErrors.some((e) => e.code === LinkErrorCode.HANDSHAKE_TIMEOUT), 10_000, "HANDSHAKE_TIMEOUT");
+  await until(() => relay.audit.count("session-lost") === 2, 10_000, "session-lost answers");
   t.is(guest.requests.length, 0);
   t.deepEqual(await relay.finish(), clean(2));
 });

@@ -24,13 +24,13 @@ test("a guest's strings reach the log bounded and escaped, and its session chang
   const relay = await HostileRelay.start({ deadlineMs: 5000 });
   const guest = await relay.connect();
   guest.welcome = (h) => ({ version: 1, features: h.features, limits: h.limits, sessionEpoch: h.sessionEpoch, software: NASTY.repeat(60_000 / NASTY.length) });
-  await until(() => relay.core.currentSession !== null, 3000, "a session");
+  await until(() => relay.core.currentSession !== null, 10_000, "a session");
   const bounces = 200;
   for (let i = 0; i < bounces; i++) {
     const epoch = relay.core.currentSession?.epoch;
     guest.send(RequestCode.ERROR, pb.Error, { code: LinkErrorCode.UNEXPECTED_MESSAGE, message: NASTY.repeat(200_000 / NASTY.length) });
     guest.resync();
-    await until(() => relay.core.currentSession !== null && relay.core.currentSession.epoch !== epoch, 3000, `session ${i + 2}`);
+    await until(() => relay.core.currentSession !== null && relay.core.currentSession.epoch !== epoch, 10_000, `session ${i + 2}`);
   }
   t.true(relay.core.metrics.sessionsUp > bounces, "the guest bounced its session every time");
   const lines = relay.logs.join("").split("\n").filter((l) => l !== "");

@@ -88,7 +88,7 @@ test("a port that appears late is found by name, opened, and survives garbage an
   symlinkSync(pts, join(dir, "dev", "vport9p1"));
   writeFileSync(join(dir, "sys", "class", "virtio-ports", "vport9p1", "name"), `${NAME}\n`);
 
-  await until(() => hosts[0]?.link.current != null, 5000, "a session over the pty");
+  await until(() => hosts[0]?.link.current != null, 10_000, "a session over the pty");
   t.regex(agent.current?.link.description ?? "", /chardev:.*vport9p1/);
   const first = hosts[0] as HostRecord;
   first.link.sendPageRequests([request(1)]);
@@ -97,7 +97,7 @@ test("a port that appears late is found by name, opened, and survives garbage an
   // The relay restarts; the new one's first bytes are garbage. The port stays open throughout.
   junk = Buffer.from(Array.from({ length: 2000 }, (_, i) => (i * 97 + 11) & 0xff));
   (streams[0] as ByteStream).destroy();
-  await until(() => hosts[1]?.link.current != null, 5000, "a session with the restarted relay");
+  await until(() => hosts[1]?.link.current != null, 10_000, "a session with the restarted relay");
   const second = hosts[1] as HostRecord;
   second.link.sendPageRequests([request(1), request(2)]);
   await until(() => second.responses.length === 2);

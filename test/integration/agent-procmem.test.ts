@@ -171,13 +171,13 @@ test("procmem faults a real process's pages in, refuses what its mappings refuse
   const config: AgentConfig = { ...defaultConfig(), port: { ...defaultConfig().port, connect: `unix:${join(dir, "relay.sock")}` }, appSocket: join(dir, "app.sock"), handlers, retryMinMs: 10 };
   const agent = await Agent.start({ config, log: silentLogger, resyncTimers: FAST_TIMERS });
   t.teardown(() => agent.stop());
-  await until(() => (host as HostLink | null)?.current != null, 3000, "session up");
+  await until(() => (host as HostLink | null)?.current != null, 10_000, "session up");
   const relay = host as unknown as HostLink;
   let tag = 0;
   const ask = async (pasid: number, pages: [number, number][]): Promise<number> => {
     const mine = ++tag;
     relay.sendPageRequests([request(mine, pasid, pages)]);
-    await until(() => responses.some((r) => r.tag === mine), 3000, `answer to tag ${mine}`);
+    await until(() => responses.some((r) => r.tag === mine), 10_000, `answer to tag ${mine}`);
     return (responses.find((r) => r.tag === mine) as WirePageResponse).code;
   };
   const state = (address: number) => pageState(pid, address, ps);

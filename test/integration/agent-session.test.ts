@@ -115,7 +115,7 @@ test("handshake, credits, policy and default handlers, one frame per turn", asyn
   const relay = await relayAt(t, join(dir, "relay.sock"));
   const agent = await startAgent(dir, [policy]);
   t.teardown(() => agent.stop());
-  await until(() => relay.hosts[0]?.link.current !== null && relay.hosts.length === 1, 3000, "session up");
+  await until(() => relay.hosts[0]?.link.current !== null && relay.hosts.length === 1, 10_000, "session up");
   const host = relay.hosts[0] as Host;
   await until(() => host.credits.length === 1);
   t.deepEqual(host.credits, [32], "the configured window, within max_in_flight");
@@ -148,7 +148,7 @@ test("app handler: a registered program answers its PASID; throws, hangs and dis
   const relay = await relayAt(t, join(dir, "relay.sock"));
   const agent = await startAgent(dir, [{ handler: "app" }]);
   t.teardown(() => agent.stop());
-  await until(() => relay.hosts[0]?.link.current != null, 3000, "session up");
+  await until(() => relay.hosts[0]?.link.current != null, 10_000, "session up");
   const host = relay.hosts[0] as Host;
 
   const app = await AgentClient.connect(join(dir, "app.sock"));
@@ -167,7 +167,7 @@ test("app handler: a registered program answers its PASID; throws, hangs and dis
   await t.throwsAsync(() => other.register(5), { message: /registered by another client/ });
 
   host.link.sendPageRequests([request(1, 0x1000), request(2, 0x2000), request(3, 0x3000, 1, 5, 30_000), request(4, 0x4000), request(5, 0x1000, 1, 7)]);
-  await until(() => host.responses.length === 5, 3000, "five answers");
+  await until(() => host.responses.length === 5, 10_000, "five answers");
   t.deepEqual([...answers(host)].sort(([a], [b]) => a - b), [
     [1, SUCCESS],
     [2, INVALID],
@@ -184,7 +184,7 @@ test("app handler: a registered program answers its PASID; throws, hangs and dis
   await until(() => seen.length === 4 && agent.counters.get("requests") === 6);
   await tick(20);
   app.close();
-  await until(() => host.responses.length === 6, 2000, "answer after disconnect");
+  await until(() => host.responses.length === 6, 10_000, "answer after disconnect");
   t.is(answers(host).get(6), INVALID);
   t.is(host.responses.filter((r) => r.tag === 6).length, 1);
 });
@@ -196,14 +196,14 @@ test("garbage before and during a session: the agent resyncs and serves again", 
   relay.onConnect = (s) => s.write(junk);
   const agent = await startAgent(dir, [policy]);
   t.teardown(() => agent.stop());
-  await until(() => relay.hosts[0]?.link.current != null, 3000, "session up through stale bytes");
+  await until(() => relay.hosts[0]?.link.current != null, 10_000, "session up through stale bytes");
   const host = relay.hosts[0] as Host;
   host.link.sendPageRequests([request(1, 0x10000)]);
   await until(() => host.responses.length === 1);
 
   // Bytes that are no frame, straight onto the socket mid-session.
   (relay.streams[0] as ByteStream).write(Buffer.alloc(40, 0x5a));
-  await until(() => host.downs.length >= 1 && host.link.current !== null && host.ups.length >= 2, 3000, "a new session after garbage");
+  await until(() => host.downs.length >= 1 && host.link.current !== null && host.ups.length >= 2, 10_000, "a new session after garbage");
   t.is(relay.hosts.length, 1, "the same connection: the link resynced, nothing reconnected");
   host.link.sendPageRequests([request(2, 0x10000)]);
   await until(() => host.responses.length === 2);
@@ -216,7 +216,7 @@ test("a relay restarting mid-batch: old groups are never answered into the new s
   const relay = await relayAt(t, path);
   const agent = await startAgent(dir, [{ handler: "app" }]);
   t.teardown(() => agent.stop());
-  await until(() => relay.hosts[0]?.link.current != null, 3000, "first session");
+  await until(() => relay.hosts[0]?.link.current != null, 10_000, "first session");
   const app = await AgentClient.connect(join(dir, "app.sock"));
   t.teardown(() => app.close());
   // Old faults (address 0x1000) are answered late with "failure"; new ones at once with "success".
@@ -228,16 +228,16 @@ test("a relay restarting mid-batch: old groups are never answered into the new s
 
   const first = relay.hosts[0] as Host;
   first.link.sendPageRequests([1, 2, 3].map((tag) => request(tag, 0x1000)));
-  await until(() => late.length === 3, 2000, "the app holds the old batch");
+  await until(() => late.length === 3, 10_000, "the app holds the old batch");
 
   // The relay dies: its socket goes away and a new relay listens at the same path.
   (relay.streams[0] as ByteStream).destroy();
   await relay.listener.close();
   const relay2 = await relayAt(t, path);
-  await until(() => relay2.hosts[0]?.link.current != null, 3000, "session with the restarted relay");
+  await until(() => relay2.hosts[0]?.link.current != null, 10_000, "session with the restarted relay");
   const second = relay2.hosts[0] as Host;
   second.link.sendPageRequests([1, 2, 3].map((tag) => request(tag, 0x2000)));
-  await until(() => second.responses.length === 3, 2000, "new answers");
+  await until(() => second.responses.length === 3, 10_000, "new answers");
   for (const answer of late) answer();
   await tick(50);
   t.deepEqual(second.responses.map((r) => [r.tag, r.code]).sort(), [

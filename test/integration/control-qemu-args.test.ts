@@ -37,7 +37,7 @@ test("the installed QEMU accepts the printed arguments and connects to the relay
   try {
     version = /version (\d+\.\d+)/.exec(execFileSync("qemu-system-x86_64", ["--version"], { encoding: "utf8" }))?.[1] ?? "";
   } catch {
-    t.fail("qemu-system-x86_64 is not installed (node scripts/setup.mjs installs it for the VM tests)");
+    t.fail("qemu-system-x86_64 is not installed (node scripts/setup.mjs --for-tests installs it)");
     return;
   }
   const relay = await startRelay(t, { source: "synthetic" });

@@ -72,7 +72,7 @@ test("a stalled viewer does not slow the relay, loses events, and is told when i
   ws.send(JSON.stringify({ type: "subscribe" }));
   // ws has no public pause(); its socket is the TCP stream it reads from.
   const socket = (ws as unknown as { _socket: Socket })._socket;
-  await until(() => messages.some((m) => m.type === "events"), 3000, "the first events");
+  await until(() => messages.some((m) => m.type === "events"), 10_000, "the first events");
   socket.pause();
   const lostFrom = await waitStatus(relay.control, (s) => s.eventsLost > 0, "events lost to the stalled viewer", 30_000);
   const stalled = await measure(relay.control, relay.child.pid!);
@@ -84,7 +84,7 @@ test("a stalled viewer does not slow the relay, loses events, and is told when i
   await until(() => messages.slice(before).some((m) => m.type === "lost"), 10_000, "the lost-events message");
   const lost = messages.slice(before).find((m) => m.type === "lost");
   t.true(lost?.type === "lost" && lost.count > 0, "told how many events it lost");
-  await until(() => messages.slice(messages.indexOf(lost!)).some((m) => m.type === "events"), 3000, "events again after the notice");
+  await until(() => messages.slice(messages.indexOf(lost!)).some((m) => m.type === "events"), 10_000, "events again after the notice");
   ws.terminate();
   await waitStatus(relay.control, (s) => s.viewers === 0, "the viewer gone");
   const after = await measure(relay.control, relay.child.pid!);

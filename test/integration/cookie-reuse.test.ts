@@ -30,20 +30,20 @@ test("after a detach the agent's verdict for the old group never lands on the ne
   guest.answer = null;
   guest.link.start();
   try {
-    await until(() => core.currentSession !== null, 3000, "a session");
+    await until(() => core.currentSession !== null, 10_000, "a session");
     await emulator.raise({ dev: 2, addr: 0x2000 });
-    await until(() => guest.requests.length === 1, 3000, "device 2's group with the agent");
+    await until(() => guest.requests.length === 1, 10_000, "device 2's group with the agent");
     const old = guest.requests[0]!;
     // The VMM detaches device 2 without telling the relay: the kernel answers its group and frees cookie 1.
     t.deepEqual(await emulator.detach(2), { answered: 1, dropped: 0 });
     await emulator.raise({ dev: 1, addr: 0x1000 });
-    await until(() => guest.requests.length === 2, 3000, "device 1's group, with cookie 1 again");
-    await until(() => guest.cancels.includes(old.tag), 3000, "the old group cancelled at the agent");
+    await until(() => guest.requests.length === 2, 10_000, "device 1's group, with cookie 1 again");
+    await until(() => guest.cancels.includes(old.tag), 10_000, "the old group cancelled at the agent");
     // The agent answers both: SUCCESS for the old group (written raw: GuestLink itself would drop a cancelled tag), INVALID for the new one.
     g.write(buildFrame(RequestCode.PAGE_RESPONSES, 0, 900, pb.PageResponseBatch, { responses: [{ tag: old.tag, code: pb.ResponseCode.RESPONSE_SUCCESS }] }));
-    await until(() => core.metrics.totalDropped() === 1, 3000, "the old verdict dropped");
+    await until(() => core.metrics.totalDropped() === 1, 10_000, "the old verdict dropped");
     guest.link.sendResponses([{ tag: guest.requests[1]!.tag, code: pb.ResponseCode.RESPONSE_INVALID }]);
-    await until(async () => { const s = await emulator.stats(); return s.outstanding === 0 && s.queued === 0; }, 3000, "device 1's group answered");
+    await until(async () => { const s = await emulator.stats(); return s.outstanding === 0 && s.queued === 0; }, 10_000, "device 1's group answered");
     const stats = await emulator.stats();
     t.is(stats.answeredSuccess, 0, "no SUCCESS reached the kernel: the old verdict was not written");
     t.is(stats.answeredInvalid, 1, "device 1's group got its own INVALID");

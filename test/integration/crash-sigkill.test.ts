@@ -1,6 +1,7 @@
 // SIGKILL the relay at random points under load, again and again, each time
-// restarting it with the same fault fd (this test plays the keeper): during
-// start-up and its sweep, mid-read, mid-answer. Afterwards every group the
+// restarting it with the same fault fd (this test plays the keeper): every
+// other kill during start-up and its sweep, the others once the agent's
+// session is up, mid-read, mid-answer. Afterwards every group the
 // emulator delivered is answered exactly once. Two-record groups on the
 // kernel-exact emulator (cookies given at read, as the kernel does).
 // crash-windows.test.ts kills at chosen points; this one at random ones.
@@ -59,16 +60,29 @@ test(`the relay SIGKILLed ${KILLS} times at random points: every group answered 
   const exited = (c: ChildProcess): Promise<void> => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once("exit", () => r())));
 
   const agent = reconnectingAgent(socket, 10);
-  const load = emulator.load({ devices: 2, devBase: 1, records: 2, rate: 2000, durationMs: KILLS * (MAX_LIFE_MS / 2 + 150) + 1000, maxOutstanding: 256, pasid: 1 });
-  const lives: number[] = [];
+  // Load in slices until the last kill: how long the kills take depends on the machine.
+  let killing = true;
+  const load = (async () => {
+    do await emulator.load({ devices: 2, devBase: 1, records: 2, rate: 2000, durationMs: 1000, maxOutstanding: 256, pasid: 1 });
+    while (killing);
+  })();
+  const lives: string[] = [];
   for (let i = 0; i < KILLS; i++) {
     const child = startRelay();
-    const life = Math.floor(Math.random() * MAX_LIFE_MS);
-    lives.push(life);
+    // Every other relay dies at a random point of its start (node's start-up, the sweep, the handshake); the
+    // others once their session is up, with groups being read and answered.
+    const sessions = agent.sessions;
+    const inSession = i % 2 === 1;
+    if (inSession) {
+      await until(() => agent.sessions > sessions, 20_000, `relay ${i + 1}'s session`);
+    }
+    const life = Math.floor(Math.random() * (inSession ? MAX_LIFE_MS / 3 : MAX_LIFE_MS));
+    lives.push(`${inSession ? "s+" : ""}${life}`);
     await new Promise((r) => setTimeout(r, life));
     child.kill("SIGKILL");
     await exited(child);
   }
+  killing = false;
   const relay = (last = startRelay());
   await load;
   let stats = await emulator.stats();
@@ -79,7 +93,7 @@ test(`the relay SIGKILLed ${KILLS} times at random points: every group answered 
     }, 20_000, "every delivered group answered");
   } catch (err) {
     t.log(`still outstanding: ${stats.outstanding}; the last relay ${relay.exitCode === null && relay.signalCode === null ? "runs" : `exited (${relay.exitCode ?? relay.signalCode})`}; ` +
-      `kills after ${lives.join(", ")} ms; swept ${JSON.stringify(swept)}; warnings and errors:\n${complaints.slice(-20).join("\n")}`);
+      `kills after ${lives.join(", ")} ms (s+: after the session came up); swept ${JSON.stringify(swept)}; warnings and errors:\n${complaints.slice(-20).join("\n")}`);
     throw err;
   } finally {
     relay.kill("SIGTERM");

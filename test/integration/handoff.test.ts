@@ -43,14 +43,19 @@ async function startRelay(t: Parameters<typeof tempDir>[0], answer: AnswerPolicy
   await waitStatus(control, (s) => s.session.state === "up", "the agent's session");
   return {
     child, handoff, control, logs: () => logs,
-    fds: () => readdirSync(`/proc/${child.pid}/fd`).flatMap((fd) => {
-      try {
-        return [`${fd} -> ${readlinkSync(`/proc/${child.pid}/fd/${fd}`)}`];
-      } catch {
-        return [];
-      }
-    }),
+    fds: () => fdsOf(child.pid!),
   };
+}
+
+/** What a process has open, fd -> target. */
+function fdsOf(pid: number): string[] {
+  return readdirSync(`/proc/${pid}/fd`).flatMap((fd) => {
+    try {
+      return [`${fd} -> ${readlinkSync(`/proc/${pid}/fd/${fd}`)}`];
+    } catch {
+      return [];
+    }
+  });
 }
 
 /** Answers the emulator refused, but for the sweep's cookies that were not outstanding (unknown-cookie). */
@@ -83,7 +88,7 @@ test.serial("a queue handed over is served; detached with groups in flight, they
   const stats = await emu.stats();
   t.like(stats, { outstanding: 0, answeredInvalid: 6 }, "every group answered once, before the reply");
   t.deepEqual(refusals(stats), [], "nothing refused but the sweep's cookies");
-  await until(() => !relay.fds().some((f) => f.endsWith("/fault")), 5000, "the relay to close its copy");
+  await until(() => !relay.fds().some((f) => f.endsWith("/fault")), 10_000, "the relay to close its copy");
 });
 
 test.serial("a second queue plugged later is served beside the first, and groups flow on both", async (t) => {
@@ -121,7 +126,7 @@ test.serial("when the VMM exits the relay lets go: its groups are dropped unansw
   await emu.detach(1);
   vmm.kill("SIGKILL");
   await until(() => /the VMM that handed its fault queues over exited/.test(relay.logs()), 10_000, "the relay to notice");
-  await until(() => !relay.fds().some((f) => f.endsWith("/fault")), 5000, "the fd closed");
+  await until(() => !relay.fds().some((f) => f.endsWith("/fault")), 10_000, "the fd closed");
   const s = await status(relay.control);
   t.is(s.inFlight, 0);
   t.deepEqual(s.devices.filter((d) => d.endpoint !== -1), [], "its devices left the map");
@@ -162,7 +167,7 @@ test.serial("refused: an fd that is not a fault fd, a malformed message, a bad d
   const n = libc.read(fd, reply, reply.length);
   libc.close(fd);
   t.regex(reply.toString("utf8", 0, Math.max(0, n)), /"ok":false,"error":"expected one JSON object per message/);
-  await until(() => relay.fds().length <= before.length, 5000, "the fds the relay received closed");
+  await until(() => relay.fds().length <= before.length, 10_000, "the fds the relay received closed");
   t.false(relay.fds().some((f) => f.includes("/dev/null") && !before.includes(f)), "no /dev/null the peer sent is left open");
   t.deepEqual((await status(relay.control)).devices, []);
 });
@@ -191,7 +196,7 @@ test.serial("100 attach and detach cycles leave the relay with the fds it had", 
     ok(handoffRequest(relay.handoff, { v: 1, op: "detach", faultId: 10 + i }));
   }
   // The status polls' own HTTP sockets come and go: what must not grow is the count, and no fault fd may stay.
-  await until(() => relay.fds().length <= before.length && !relay.fds().some((f) => f.endsWith("/fault")), 5000, "every fd closed").catch((err: Error) => {
+  await until(() => relay.fds().length <= before.length && !relay.fds().some((f) => f.endsWith("/fault")), 10_000, "every fd closed").catch((err: Error) => {
     t.log(`before: ${before.join(", ")}\nafter: ${relay.fds().join(", ")}`);
     throw err;
   });
@@ -249,7 +254,7 @@ test.serial("a VMM running as another user binds the handoff: another process of
   };
   const vmm = asNobody(attach(5, [{ devId: 1, endpointId: 1 }]), true);
   t.like(await vmm.reply, { ok: true }, "the first VMM binds it");
-  await until(() => /"msg":"handoff bound to the VMM/.test(relay.logs()), 5000, "the binding");
+  await until(() => /"msg":"handoff bound to the VMM/.test(relay.logs()), 10_000, "the binding");
   const other = asNobody(attach(6, [{ devId: 2, endpointId: 2 }]), false);
   const refused = await other.reply;
   t.false(refused.ok);
@@ -259,22 +264,38 @@ test.serial("a VMM running as another user binds the handoff: another process of
   await waitStatus(relay.control, (s) => s.counters.answered === 3, "the bound VMM's queue served");
   vmm.child.kill("SIGKILL");
   await until(() => /the VMM that handed its fault queues over exited/.test(relay.logs()), 10_000, "the relay to let go");
-  await until(() => !relay.fds().some((f) => f.endsWith("/fault")), 5000, "its fd closed");
+  await until(() => !relay.fds().some((f) => f.endsWith("/fault")), 10_000, "its fd closed");
 });
 
-test.serial("under the keeper: the queue survives a relay SIGKILLed with groups in flight; the new relay sweeps them and serves on; detach goes through", async (t) => {
-  const emu = await KernelEmulator.start({ mode: "kernel-exact" });
-  t.teardown(() => emu.close());
+interface Keeper {
+  child: ChildProcess;
+  handoff: string;
+  /** The agent's socket (--socket-path). */
+  socket: string;
+  /** Its log and its relay's, JSON lines. */
+  logs: () => string;
+  /** The pids of the relays it started, in order. */
+  pids: () => number[];
+}
+
+async function startKeeper(t: Parameters<typeof tempDir>[0]): Promise<Keeper> {
   const dir = tempDir(t, "iopf-handoff-keeper-");
   writeFileSync(join(dir, "relay.json"), JSON.stringify({ viommu: "virtio-iommu", devices: [] }));
   const handoff = join(dir, "handoff.sock");
   const socket = join(dir, "link.sock");
-  const keeper = spawn(process.execPath, [RELAY_CLI, "--keeper", "--handoff", `unix:${handoff}`, "--config", join(dir, "relay.json"), "--socket-path", socket, "--log-format", "json"], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(process.execPath, [RELAY_CLI, "--keeper", "--handoff", `unix:${handoff}`, "--config", join(dir, "relay.json"), "--socket-path", socket, "--log-format", "json"], { stdio: ["ignore", "ignore", "pipe"] });
   let logs = "";
-  keeper.stderr!.on("data", (b: Buffer) => (logs += b.toString()));
-  t.teardown(() => void keeper.kill("SIGKILL"));
+  child.stderr!.on("data", (b: Buffer) => (logs += b.toString()));
+  t.teardown(() => void child.kill("SIGKILL"));
   const pids = (): number[] => [...logs.matchAll(/"msg":"relay started","pid":(\d+)/g)].map((m) => Number(m[1]));
   await until(() => /"msg":"handoff socket listening"/.test(logs) && pids().length === 1, 20_000, "the keeper and its relay");
+  return { child, handoff, socket, logs: () => logs, pids };
+}
+
+test.serial("under the keeper: the queue survives a relay SIGKILLed with groups in flight; the new relay sweeps them and serves on; detach goes through", async (t) => {
+  const emu = await KernelEmulator.start({ mode: "kernel-exact" });
+  t.teardown(() => emu.close());
+  const { child: keeper, handoff, socket, logs, pids } = await startKeeper(t);
   let hold = true;
   const agent = reconnectingAgent(socket, 0, () => (hold ? null : 0));
   t.teardown(() => agent.stop());
@@ -283,15 +304,38 @@ test.serial("under the keeper: the queue survives a relay SIGKILLed with groups 
   await until(async () => (await emu.stats()).outstanding === 4, 10_000, "four groups read, held by the agent");
   process.kill(pids()[0]!, "SIGKILL");
   await until(() => pids().length === 2, 20_000, "the restarted relay");
-  await until(() => /"msg":"answered SUCCESS to the groups a previous reader of this fault queue left, before reading it".*"answered":4/.test(logs), 20_000, "the new relay's sweep of the queue the keeper handed it again");
+  await until(() => /"msg":"answered SUCCESS to the groups a previous reader of this fault queue left, before reading it".*"answered":4/.test(logs()), 20_000, "the new relay's sweep of the queue the keeper handed it again");
   hold = false;
   await emu.raise({ dev: 1, count: 3, addr: 0x800000 });
   await until(async () => { const s = await emu.stats(); return s.outstanding === 0 && s.queued === 0; }, 20_000, "the new groups served");
   t.like(ok(handoffRequest(handoff, { v: 1, op: "detach", faultId: 8 })), { closed: true });
   const stats = await emu.stats();
-  if (stats.answeredSuccess !== 7) t.log(`${JSON.stringify(stats).slice(0, 600)}\n${logs.split("\n").slice(-40).join("\n")}`);
+  if (stats.answeredSuccess !== 7) t.log(`${JSON.stringify(stats).slice(0, 600)}\n${logs().split("\n").slice(-40).join("\n")}`);
   t.like(stats, { answeredSuccess: 7, outstanding: 0 });
   t.deepEqual(refusals(stats), []);
+  keeper.kill("SIGTERM");
+  await new Promise((resolve) => keeper.once("exit", resolve));
+});
+
+test.serial("under the keeper: when the VMM a manager named exits, the relay lets go of its queue and logs whose it was", async (t) => {
+  const emu = await KernelEmulator.start({ mode: "kernel-exact" });
+  t.teardown(() => emu.close());
+  const { child: keeper, handoff, socket, logs, pids } = await startKeeper(t);
+  const agent = reconnectingAgent(socket, 0, () => null);
+  t.teardown(() => agent.stop());
+  const vmm = spawn("sleep", ["600"], { stdio: "ignore" });
+  t.teardown(() => void vmm.kill("SIGKILL"));
+  ok(handoffRequest(handoff, attach(4, [{ devId: 1, endpointId: 1, deadlineMs: 60_000 }], 0, { vmmPid: vmm.pid }), [emu.faultFd]));
+  await emu.raise({ dev: 1, count: 2 });
+  await until(async () => (await emu.stats()).outstanding === 2, 10_000, "two groups read, held by the agent");
+  // The VMM's death detaches its devices: the kernel answers their groups itself.
+  await emu.detach(1);
+  vmm.kill("SIGKILL");
+  const letGo = /"msg":"let go of a fault queue of a VMM that exited[^"]*",(.*)\}/;
+  await until(() => letGo.test(logs()), 10_000, "the relay to let go");
+  t.like(JSON.parse(`{${letGo.exec(logs())![1]!}}`), { pid: vmm.pid, faultId: 4, dropped: 2 }, "the relay names the VMM, not a pid of 0");
+  await until(() => !fdsOf(pids()[0]!).some((f) => f.endsWith("/fault")), 5000, "the relay's fd closed");
+  t.like(await emu.stats(), { answeredSuccess: 0, answeredInvalid: 0, autoAnswered: 2 }, "the relay wrote nothing: the kernel had answered");
   keeper.kill("SIGTERM");
   await new Promise((resolve) => keeper.once("exit", resolve));
 });

@@ -105,18 +105,18 @@ test.serial("it never holds more groups than its limit allows, and no cookie pas
     await emu.raise({ dev: 1, count: 500 });
     pump.setLimit(10);
     // Held below 10 before each read, one read of 8 at most: 17 at most, whatever the timing.
-    await until(() => pump.waitingForRoom, 5000, "the worker to wait for room at its limit");
+    await until(() => pump.waitingForRoom, 10_000, "the worker to wait for room at its limit");
     t.true(out.groups <= 17, `read ${out.groups} groups with a limit of 10 and reads of 8`);
     t.is(pump.held, out.groups);
     pump.setLimit(1_000_000);
     // Now the crash bound alone: maxHeld plus one read.
-    await until(() => out.groups >= maxHeld, 5000, "reads up to maxHeld");
+    await until(() => out.groups >= maxHeld, 10_000, "reads up to maxHeld");
     const stats = await emu.stats();
     t.true(out.groups <= sweepBound(maxHeld, 8), `held ${out.groups}, more than maxHeld + one read`);
     t.true(stats.maxCookie <= sweepBound(maxHeld, 8), `cookie ${stats.maxCookie} given, beyond the bound ${sweepBound(maxHeld, 8)}`);
     t.is(stats.queued, 500 - out.groups, "the rest waits in the kernel's list");
     pump.release(out.groups);
-    await until(() => out.groups >= 2 * maxHeld, 5000, "released groups make room for more reads");
+    await until(() => out.groups >= 2 * maxHeld, 10_000, "released groups make room for more reads");
     await pump.stop();
     await relayed;
   } finally {
@@ -136,7 +136,7 @@ test.serial("groups of 1, 100, 101, 256 and 4096 records are read whole, with re
     const sizes = [1, 100, 101, 256, 4096, 1, 4096, 100];
     for (const records of sizes) await emu.raise({ dev: 1, records, addr: 0x10000 });
     await until(() => out.groups === sizes.length, 10_000, "every group");
-    await until(async () => { const s = await emu.stats(); return s.outstanding === 0 && s.queued === 0; }, 5000, "their answers");
+    await until(async () => { const s = await emu.stats(); return s.outstanding === 0 && s.queued === 0; }, 10_000, "their answers");
     await pump.stop();
     await relayed;
     const stats = await emu.quit();
@@ -161,11 +161,11 @@ test.serial("a group larger than any read the bound allows is reported, and the 
     const out = fresh();
     const relayed = relay(pump, out);
     await big.raise({ dev: 1, records: sweepBound(maxHeld, 10) + 1 });
-    await until(() => out.others.length === 1, 5000, "the report");
+    await until(() => out.others.length === 1, 10_000, "the report");
     t.like(out.others[0], { type: "fd-error", fd: big.faultFd });
     t.regex((out.others[0] as { message: string }).message, /more than 110 records, the most one read may take.*raise limits\.maxHeld/);
     await other.raise({ dev: 2, count: 3 });
-    await until(() => out.groups === 3, 5000, "the other fd's groups");
+    await until(() => out.groups === 3, 10_000, "the other fd's groups");
     t.is(out.others.length, 1, "reported once, not spun on");
     await pump.stop();
     await relayed;
@@ -186,7 +186,7 @@ test.serial("added with sweep, a fd's cookies a previous reader left are answere
     const taken = fresh();
     const firstRelayed = relay(first, taken, false);
     await emu.raise({ dev: 1, count: 100 });
-    await until(() => taken.groups >= 30, 5000, "the first reader's reads");
+    await until(() => taken.groups >= 30, 10_000, "the first reader's reads");
     await first.stop();
     await firstRelayed;
     t.is((await emu.stats()).outstanding, taken.groups);
@@ -197,9 +197,9 @@ test.serial("added with sweep, a fd's cookies a previous reader left are answere
     second.setLimit(1000);
     const out = fresh();
     const relayed = relay(second, out);
-    await until(() => out.groups === 100 - taken.groups, 5000, "the groups nobody had read");
+    await until(() => out.groups === 100 - taken.groups, 10_000, "the groups nobody had read");
     t.deepEqual(out.others[0], { type: "swept", fd: emu.faultFd, accepted: taken.groups, bound: sweepBound(50, 10) }, "the sweep came first and found them");
-    await until(async () => { const s = await emu.stats(); return s.outstanding === 0 && s.queued === 0; }, 5000, "every group answered");
+    await until(async () => { const s = await emu.stats(); return s.outstanding === 0 && s.queued === 0; }, 10_000, "every group answered");
     await second.stop();
     await relayed;
     const stats = await emu.quit();
@@ -222,11 +222,11 @@ test.serial("a stream that ends is reported once, and the pump goes on with its 
   const out = fresh();
   const relayed = relay(pump, out);
   await emu.raise({ dev: 1, count: 3 });
-  await until(() => out.groups === 3, 5000, "the first groups");
+  await until(() => out.groups === 3, 10_000, "the first groups");
   await emu.quit(); // the emulator exits: its stream ends
-  await until(() => out.others.length === 1, 5000, "the report");
+  await until(() => out.others.length === 1, 10_000, "the report");
   await other.raise({ dev: 2, count: 2 });
-  await until(() => out.groups === 5, 5000, "the other fd's groups, read after the report");
+  await until(() => out.groups === 5, 10_000, "the other fd's groups, read after the report");
   await pump.stop();
   await relayed;
   await emu.close();
@@ -247,7 +247,7 @@ test.serial("a pump can be stopped with nothing read, and started again", async 
     const out = fresh();
     const relayed = relay(pump, out);
     await emu.raise({ dev: 1, grpid: round * 100, count: 200, records: 2 });
-    await until(() => out.groups === 200, 5000, "200 groups");
+    await until(() => out.groups === 200, 10_000, "200 groups");
     await pump.stop();
     await relayed;
   }

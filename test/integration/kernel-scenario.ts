@@ -6,8 +6,9 @@
 // guest can print it as JSON for the host test to assert on.
 import { readdirSync, readlinkSync } from "node:fs";
 import { FaultPump, type FdKind, type PumpEvent } from "../../src/kernel/fault-pump.js";
-import { IommuFd, type MockDevice } from "../../src/kernel/iommufd.js";
+import { IommuFd } from "../../src/kernel/iommufd.js";
 import * as libc from "../../src/kernel/libc.js";
+import { destroyMock, mockOnFaultQueue, moveOffFaultQueue, type FaultingMock } from "../../src/kernel/selftest-device.js";
 import { constants, type FaultAnswer, type FaultRecord } from "../../src/kernel/uapi-structs.js";
 import { KernelEmulator, type EmulatorViolation } from "../../src/fault/emulator/kernel-emulator.js";
 
@@ -188,9 +189,7 @@ export function emulatorScenarioSource(mode: "stream" | "kernel-exact"): Scenari
   };
 }
 
-interface KernelDevice extends MockDevice {
-  parentHwpt: number;
-  iopfHwpt: number;
+interface KernelDevice extends FaultingMock {
   onIopf: boolean;
 }
 
@@ -200,7 +199,6 @@ export function kernelScenarioSource(): ScenarioSource {
   let ioas = 0;
   let faults: { faultId: number; faultFd: number }[] = [];
   let devices: KernelDevice[] = [];
-  const NEST_PARENT = constants.IOMMU_HWPT_ALLOC_NEST_PARENT;
   return {
     name: "kernel",
     kind: "kernel",
@@ -209,19 +207,7 @@ export function kernelScenarioSource(): ScenarioSource {
       ictx = ctx;
       ioas = ctx.ioasAlloc();
       faults = [ctx.faultQueueAlloc(), ctx.faultQueueAlloc()];
-      // The selftest's driver data for a nested mock HWPT: a u32 IOTLB id.
-      const data = Buffer.alloc(4);
-      data.writeUInt32LE(constants.IOMMU_TEST_IOTLB_DEFAULT);
-      devices = [0, 1, 2].map((i) => {
-        const mock = ctx.mockDomain(ioas);
-        const parentHwpt = ctx.hwptAlloc({ devId: mock.idevId, ptId: ioas, flags: NEST_PARENT });
-        const iopfHwpt = ctx.hwptAlloc({
-          devId: mock.idevId, ptId: parentHwpt, flags: constants.IOMMU_HWPT_FAULT_ID_VALID,
-          dataType: constants.IOMMU_HWPT_DATA_SELFTEST, data, faultId: faults[i < 2 ? 0 : 1]!.faultId,
-        });
-        ctx.mockDomainReplace(mock.stdevId, iopfHwpt);
-        return { ...mock, parentHwpt, iopfHwpt, onIopf: true };
-      });
+      devices = [0, 1, 2].map((i) => ({ ...mockOnFaultQueue(ctx, ioas, faults[i < 2 ? 0 : 1]!.faultId), onIopf: true }));
       return { fds: faults.map((f) => f.faultFd), devIds: devices.map((d) => d.idevId) };
     },
     async raise(device, f) {
@@ -229,23 +215,20 @@ export function kernelScenarioSource(): ScenarioSource {
     },
     async detach(device) {
       const d = devices[device]!;
-      ictx!.mockDomainReplace(d.stdevId, d.parentHwpt);
+      moveOffFaultQueue(ictx!, d);
       d.onIopf = false;
     },
     recordedViolations: async () => null,
     async teardown() {
       const ctx = ictx!;
       for (const d of devices) {
-        if (d.onIopf) ctx.mockDomainReplace(d.stdevId, d.parentHwpt);
-        ctx.destroy(d.iopfHwpt);
-        ctx.mockDomainReplace(d.stdevId, ioas);
-        ctx.destroy(d.parentHwpt);
+        if (d.onIopf) moveOffFaultQueue(ctx, d);
+        destroyMock(ctx, ioas, d);
       }
       for (const f of faults) {
         libc.close(f.faultFd);
         ctx.destroy(f.faultId);
       }
-      for (const d of devices) ctx.destroy(d.stdevId);
       ctx.destroy(ioas);
       ctx.close();
     },

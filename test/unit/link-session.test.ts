@@ -14,13 +14,13 @@ function request(tag: number) {
 
 test("handshake, page requests answered by tag, credits", async (t) => {
   const { h, g, host, guest } = startPair();
-  await until(() => host.ups.length === 1 && guest.ups.length === 1, 2000, "session up");
+  await until(() => host.ups.length === 1 && guest.ups.length === 1, 10_000, "session up");
   t.is(host.ups[0]?.epoch, guest.ups[0]?.epoch);
   t.is(guest.ups[0]?.endpoints[0]?.name, "nic0");
   t.deepEqual(host.ups[0]?.agreement.limits, DEFAULT_LIMITS);
 
   host.link.sendPageRequests([1, 2, 3].map(request));
-  await until(() => host.responses.length === 3, 2000, "responses");
+  await until(() => host.responses.length === 3, 10_000, "responses");
   t.deepEqual(host.responses.map((r) => r.tag), [1, 2, 3]);
   t.is(guest.requests[1]?.pages[0]?.address, 0x10000 + 2 * 4096);
 
@@ -48,7 +48,7 @@ test("random bytes in both directions before the session converge to a clean ses
   host.link.start();
   guest.link.start();
   g.deliver(Buffer.concat([junk, buildFrame(RequestCode.HELLO, 8, 1, pb.Hello, { versionMin: 9 })]));
-  await until(() => host.ups.length >= 1 && guest.ups.length >= 1 && host.link.current !== null, 3000, "session up");
+  await until(() => host.ups.length >= 1 && guest.ups.length >= 1 && host.link.current !== null, 10_000, "session up");
   host.link.sendPageRequests([request(5)]);
   await until(() => host.responses.length === 1);
   t.is(host.responses[0]?.tag, 5);
@@ -67,7 +67,7 @@ test("a session cut mid-frame, then a new host on the same port after a hangup, 
   g.peer = h2;
   const host2 = makeHost(h2);
   host2.link.start();
-  await until(() => host2.ups.length === 1 && guest.ups.length === 2, 3000, "second session");
+  await until(() => host2.ups.length === 1 && guest.ups.length === 2, 10_000, "second session");
   t.true(guest.downs[0]?.includes("hung up"));
   host2.link.sendPageRequests([request(1)]);
   await until(() => host2.responses.length === 1);
@@ -87,7 +87,7 @@ test("an agent restarted while the host is mid-frame: liveness ends the stale fr
   h.peer = g2;
   const guest2 = makeGuest(g2, fastBeat);
   guest2.link.start();
-  await until(() => host.ups.length === 2 && guest2.ups.length === 1, 3000, "session with the new agent");
+  await until(() => host.ups.length === 2 && guest2.ups.length === 1, 10_000, "session with the new agent");
   t.regex(host.downs[0] ?? "", /HEARTBEAT_TIMEOUT|restarted/);
 });
 
@@ -95,7 +95,7 @@ test("a SYNC from the agent mid-session ends the session and a new one starts", 
   const { h, g, host, guest } = startPair();
   await until(() => host.ups.length === 1);
   guest.link.start();
-  await until(() => host.ups.length === 2 && guest.ups.length === 2, 2000, "second session");
+  await until(() => host.ups.length === 2 && guest.ups.length === 2, 10_000, "second session");
   t.true(host.downs[0]?.includes("new SYNC"));
   t.not(host.ups[0]?.epoch, host.ups[1]?.epoch);
 });
@@ -106,7 +106,7 @@ test("an agent sending what only the relay may send ends the session, and the li
   g.write(buildFrame(RequestCode.PAGE_REQUESTS, 0, 999, pb.PageRequestBatch, { requests: [request(1)] }));
   await until(() => host.downs.length === 1);
   t.regex(host.downs[0] ?? "", /UNEXPECTED_MESSAGE/);
-  await until(() => host.ups.length === 2 && host.link.current !== null, 2000, "recovered session");
+  await until(() => host.ups.length === 2 && host.link.current !== null, 10_000, "recovered session");
 });
 
 test("garbage mid-session from the agent ends the session, not the process", async (t) => {
@@ -116,7 +116,7 @@ test("garbage mid-session from the agent ends the session, not the process", asy
   g.write(Buffer.alloc(12, 0xab));
   await until(() => host.downs.length === 1);
   t.regex(host.downs[0] ?? "", /BAD_FLAGS|BAD_VERSION|UNKNOWN_CODE/);
-  await until(() => host.link.current !== null && guest.link.current !== null, 2000, "recovered");
+  await until(() => host.link.current !== null && guest.link.current !== null, 10_000, "recovered");
 });
 
 test("a refused handshake names both sides' versions and leaves the host idle", async (t) => {
@@ -139,7 +139,7 @@ test("heartbeat silence ends the session on both sides", async (t) => {
   // Cut the wire silently in both directions.
   h.peer = null;
   g.peer = null;
-  await until(() => host.downs.length === 1 && guest.downs.length === 1, 2000, "both sessions down");
+  await until(() => host.downs.length === 1 && guest.downs.length === 1, 10_000, "both sessions down");
   t.regex(host.downs[0] ?? "", /HEARTBEAT_TIMEOUT/);
 });
 
@@ -189,6 +189,6 @@ test("batches are split to fit max_payload; a request too large alone is returne
   const withPages = (tag: number, pages: number) => ({ ...request(tag), pages: Array.from({ length: pages }, (_, i) => ({ address: i * 4096, perm: 1, raw })) });
   const outcome = host.link.sendPageRequests([...Array.from({ length: 40 }, (_, i) => withPages(i + 1, 4)), withPages(99, 100)]);
   t.deepEqual(outcome.tooLarge.map((r) => r.tag), [99]);
-  await until(() => host.responses.length === 40, 2000, "40 answers");
+  await until(() => host.responses.length === 40, 10_000, "40 answers");
   t.deepEqual(guest.downs, [], "no frame exceeded the agent's max_payload");
 });

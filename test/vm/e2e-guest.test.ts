@@ -4,9 +4,11 @@
 // agent faults in. One boot runs every scenario of e2e/guest-scenarios.ts,
 // driven from here over a second port (e2e/control-channel.ts).
 // IOPF_E2E_SCENARIO=name runs one; the console log path is printed.
+import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { compileC } from "../../src/fault/emulator/compile-c.js";
 import { GUEST_PROJECT_DIR } from "../../scripts/vm/initramfs.js";
 import { projectRoot } from "../../scripts/vm/paths.js";
@@ -15,7 +17,7 @@ import { vmTest } from "../../scripts/vm/vm-test.js";
 import { consoleTail } from "./e2e/console-tail.js";
 import { CONTROL_PORT_NAME, ControlClient, GUEST_READY_LINE } from "./e2e/control-channel.js";
 import type { GuestCommands } from "./e2e/guest-commands.js";
-import { GUEST_APP } from "./e2e/guest-processes.js";
+import { GUEST_AGENT_EXE, GUEST_APP } from "./e2e/guest-processes.js";
 import {
   guestScenarios, IMPATIENT_DEADLINE_MS, IMPATIENT_DEV, PATIENT_DEADLINE_MS, PATIENT_DEV,
   PROCMEM_PASID, SLOW_APP_MS, SLOW_APP_PASID, type GuestRunContext,
@@ -25,6 +27,12 @@ import { describeResult, runScenarios, selectedScenarios } from "./e2e/scenario-
 import { SocketProxy } from "./e2e/socket-proxy.js";
 
 const LINK_PORT_NAME = "org.iopf-relay.0";
+
+/** npm run build:agent-exe's second step: dist/iopf-agent, from its cache when the agent is unchanged. */
+async function buildAgentExe(): Promise<string> {
+  const { stdout } = await promisify(execFile)(process.execPath, [join(projectRoot, "scripts", "build-agent-exe.mjs")], { encoding: "utf8" });
+  return stdout.trim();
+}
 
 const RELAY_CONFIG = {
   viommu: "virtio-iommu",
@@ -51,6 +59,10 @@ vmTest("end to end: host relay, guest agent and a guest program, one scenario af
   const linkSocket = join(dir, "link.sock");
   const controlSocket = join(dir, "control.sock");
   const app = await compileC(join(projectRoot, "test", "vm", "e2e", "guest-app.c"));
+  // The agent-exe scenario runs the agent as a single executable, built (or taken from the cache) here.
+  const agentExe = scenarios.some((s) => s.name === "agent-exe")
+    ? [{ path: GUEST_AGENT_EXE, data: readFileSync(await buildAgentExe()), mode: 0o755 }]
+    : [];
   const proxy = await SocketProxy.listen(join(dir, "proxy.sock"), linkSocket);
   const relay = await HostRelay.start({ connect: `unix:${join(dir, "proxy.sock")}`, config: RELAY_CONFIG, logPath: relayLog });
   const stopVm = new AbortController();
@@ -68,7 +80,7 @@ vmTest("end to end: host relay, guest agent and a guest program, one scenario af
   const started = Date.now();
   const vm = runVm({
     script: `cd ${GUEST_PROJECT_DIR} && node build/test/vm/e2e/guest-driver.js`,
-    files: [{ path: GUEST_APP, data: readFileSync(app), mode: 0o755 }],
+    files: [{ path: GUEST_APP, data: readFileSync(app), mode: 0o755 }, ...agentExe],
     ports: [
       { name: LINK_PORT_NAME, socketPath: linkSocket, server: true },
       { name: CONTROL_PORT_NAME, socketPath: controlSocket, server: true },
@@ -89,11 +101,12 @@ vmTest("end to end: host relay, guest agent and a guest program, one scenario af
     const info = await guest.call("app.start", {});
     ctx = {
       relay, guest, proxy, app: info,
-      async startAgent() {
-        await guest.call("agent.start", { config: { logLevel: "info" } });
+      async startAgent(exe = false) {
+        const started = await guest.call("agent.start", { config: { logLevel: "info" }, exe });
         await guest.call("register", { mode: "procmem", pasid: PROCMEM_PASID, pid: info.pid });
         await guest.call("register", { mode: "app", pasid: SLOW_APP_PASID, answer: "success", delayMs: SLOW_APP_MS });
         await relay.waitSession(20_000);
+        return started;
       },
     };
     await ctx.startAgent();

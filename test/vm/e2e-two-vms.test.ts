@@ -3,17 +3,20 @@
 // and their virtio-serial ports are wired port to port through one Unix
 // socket (VM-A's QEMU listens, VM-B's connects; no host process between).
 // VM-A's driver runs the scenarios of e2e/two-vm-scenarios.ts and prints one
-// result line each; VM-B serves until VM-A is done.
+// result line each; VM-B serves until VM-A is done. VM-A also gets the
+// handoff's reference C client, which its VMM stand-in runs.
 // IOPF_E2E_SCENARIO=name runs one; the console log paths are printed.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { buildHandoffClient } from "../../scripts/handoff/build-client.js";
 import { GUEST_PROJECT_DIR } from "../../scripts/vm/initramfs.js";
 import { runVm, wiredPorts } from "../../scripts/vm/qemu.js";
 import { vmTest } from "../../scripts/vm/vm-test.js";
 import { consoleTail } from "./e2e/console-tail.js";
 import { describeResult, PLAN_PREFIX, RESULT_PREFIX, selectedScenarios, type ScenarioResult } from "./e2e/scenario-runner.js";
 import { twoVmScenarios } from "./e2e/two-vm-scenarios.js";
+import { GUEST_HANDOFF_CLIENT } from "./e2e/vmm-commands.js";
 
 const PORT_NAME = "org.iopf-relay.0";
 
@@ -30,6 +33,7 @@ vmTest("end to end: relay in VM-A on the real kernel, agent in VM-B, ports wired
   const consoleB = join(tmpdir(), "iopf-e2e-vm-b.console.log");
   t.log(`consoles: VM-A ${consoleA}, VM-B ${consoleB}`);
   const [portA, portB] = wiredPorts(PORT_NAME, join(dir, "wire.sock"));
+  const handoffClient = readFileSync(await buildHandoffClient());
 
   let plan: string[] | null = null;
   const results: ScenarioResult[] = [];
@@ -53,11 +57,12 @@ vmTest("end to end: relay in VM-A on the real kernel, agent in VM-B, ports wired
   // VM-A first: its QEMU creates the socket VM-B's QEMU connects to (VM-B retries until it is there).
   const vmA = runVm({
     script: `cd ${GUEST_PROJECT_DIR} && IOPF_E2E_SCENARIO=${names.join(",")} node build/test/vm/e2e/vm-a-driver.js ${PORT_NAME}`,
-    ports: [portA], consoleLog: consoleA, onConsoleLine: onLineA, signal: stopA.signal, timeoutMs: 4 * 60_000,
+    files: [{ path: GUEST_HANDOFF_CLIENT, data: handoffClient, mode: 0o755 }],
+    ports: [portA], consoleLog: consoleA, onConsoleLine: onLineA, signal: stopA.signal, timeoutMs: 6 * 60_000,
   });
   const vmB = runVm({
     script: `cd ${GUEST_PROJECT_DIR} && node build/test/vm/e2e/vm-b-driver.js`,
-    ports: [portB], consoleLog: consoleB, signal: stopB.signal, timeoutMs: 5 * 60_000,
+    ports: [portB], consoleLog: consoleB, signal: stopB.signal, timeoutMs: 7 * 60_000,
   });
   const a = await vmA.finally(() => stopB.abort());
   const b = await vmB;

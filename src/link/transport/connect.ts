@@ -10,7 +10,10 @@ import { TransportError } from "./transport-error.js";
 import { connectUnix, UnixListener } from "./unix.js";
 import { connectWebSocket, WebSocketListener } from "./websocket.js";
 
-export type ListenOptions = NetworkListenOptions;
+export interface ListenOptions extends NetworkListenOptions {
+  /** A Unix socket file's mode: 0600 (default) or 0660. */
+  socketMode?: number;
+}
 
 function toAddress(address: string | TransportAddress): TransportAddress {
   return typeof address === "string" ? parseAddress(address) : address;
@@ -36,7 +39,7 @@ export async function listen(address: string | TransportAddress, options: Listen
   const a = toAddress(address);
   switch (a.kind) {
     case "unix":
-      return UnixListener.listen(a.path);
+      return UnixListener.listen(a.path, options.socketMode);
     case "tcp":
       return TcpListener.listen(a.host, a.port, options);
     case "ws":

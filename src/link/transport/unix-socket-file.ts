@@ -1,5 +1,5 @@
-// A Unix socket file that only its owner can use, and that a listener which
-// died leaves behind: shared by the guest link's listener and the relay's
+// A Unix socket file that only its owner (and, when asked, its group) can
+// use, and that a listener which died leaves behind: shared by the guest link's listener and the relay's
 // control server.
 import { lstat, unlink } from "node:fs/promises";
 import { createConnection, type Server } from "node:net";
@@ -48,8 +48,13 @@ export async function removeStaleSocket(path: string, listens: (path: string) =>
   });
 }
 
+/** The modes a socket file may be given: the owner's rw always, the group's at most; never others'. */
+export const OWNER_ONLY = 0o600;
+export const OWNER_AND_GROUP = 0o660;
+
 /**
- * Binds with umask 0177 so the socket file is created 0600 in the bind()
+ * Binds with a umask that leaves exactly `mode` (0600 by default, 0660 to
+ * let the group connect), so the socket file has that mode from the bind()
  * itself. A chmod after listen() would leave a window in which the kernel
  * already queues connections made through the wider default mode, and Node
  * binds and listens in one call, so there is no point between them to chmod.
@@ -59,8 +64,11 @@ export async function removeStaleSocket(path: string, listens: (path: string) =>
  * (process.umask(mask) is unavailable in worker threads: listen from the
  * main thread.)
  */
-export function listenPrivately(server: Server, path: string): void {
-  const previous = process.umask(0o177);
+export function listenPrivately(server: Server, path: string, mode = OWNER_ONLY): void {
+  if ((mode & ~OWNER_AND_GROUP) !== 0 || (mode & OWNER_ONLY) !== OWNER_ONLY) {
+    throw new Error(`unix:${path}: socket mode 0${mode.toString(8)}: expected 0600 or 0660 (owner read-write, the group's at most)`);
+  }
+  const previous = process.umask(0o777 & ~mode);
   try {
     server.listen({ path });
   } finally {

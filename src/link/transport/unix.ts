@@ -49,7 +49,8 @@ export class UnixListener extends ListenerEvents implements StreamListener {
     });
   }
 
-  static async listen(path: string): Promise<UnixListener> {
+  /** mode: the socket file's, 0600 (default) or 0660 for the group too. */
+  static async listen(path: string, mode?: number): Promise<UnixListener> {
     checkPath(path);
     await removeStaleSocket(path);
     const server = createServer();
@@ -61,7 +62,7 @@ export class UnixListener extends ListenerEvents implements StreamListener {
         server.removeAllListeners("error");
         resolve();
       });
-      listenPrivately(server, path);
+      listenPrivately(server, path, mode);
     });
     return new UnixListener(server, path);
   }

@@ -21,8 +21,8 @@ export type HandoffRequest =
   /** vmmPid: the VMM whose life the queues are tied to, when a manager (not the VMM itself) hands them over. */
   | { op: "attach"; queues: AttachQueue[]; vmmPid: number | null }
   | { op: "detach"; faultId: number; devIds: number[] | null }
-  /** Keeper to relay only: the VMM exited, let go of every queue without answering. */
-  | { op: "drop" };
+  /** Keeper to relay only: the VMM (vmmPid) exited, let go of every queue without answering. */
+  | { op: "drop"; vmmPid: number };
 
 export type HandoffReply =
   | { v: number; op: string; ok: false; error: string }
@@ -109,8 +109,8 @@ export function parseRequest(text: string, fdCount: number, internal = false): H
     }
     case "drop":
       if (internal) {
-        onlyKeys(o, "drop", ["v", "op"]);
-        return { op: "drop" };
+        onlyKeys(o, "drop", ["v", "op", "vmmPid"]);
+        return { op: "drop", vmmPid: u32(o.vmmPid, "drop.vmmPid") };
       }
       return fail("op", `"attach" or "detach"`, o.op);
     default:

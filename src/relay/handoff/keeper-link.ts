@@ -27,7 +27,7 @@ export async function serveKeeperChannel(fd: number, handler: HandoffHandler, lo
         if (req.op === "attach") reply = { v: HANDOFF_VERSION, op: "attach", ok: true, queues: await handler.attach(req.queues, ev.fds, { pid: 0, uid: 0, gid: 0 }) };
         else if (req.op === "detach") reply = { v: HANDOFF_VERSION, op: "detach", ok: true, ...(await handler.detach(req.faultId, req.devIds)) };
         else {
-          await handler.vmmGone(0);
+          await handler.vmmGone(req.vmmPid);
           reply = { v: HANDOFF_VERSION, op: "drop", ok: true };
         }
       } catch (err) {

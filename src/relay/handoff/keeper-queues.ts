@@ -73,7 +73,7 @@ export class KeeperQueues implements HandoffHandler {
   }
 
   async vmmGone(pid: number): Promise<void> {
-    await this.channel.request({ v: HANDOFF_VERSION, op: "drop" });
+    await this.channel.request({ v: HANDOFF_VERSION, op: "drop", vmmPid: pid });
     for (const h of this.held.values()) libc.close(h.fd);
     this.log.level("warn", "the VMM exited: the keeper closed the fault fds it had handed over", { pid, queues: this.held.size });
     this.held.clear();

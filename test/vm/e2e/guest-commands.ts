@@ -4,7 +4,7 @@
 // guest only does what needs to be done inside the VM.
 import { setTimeout as sleep } from "node:timers/promises";
 import type { CommandTable } from "./control-channel.js";
-import { pagesPresent, startAgent, startGuestApp, type GuestProcess } from "./guest-processes.js";
+import { pagesPresent, processImage, startAgent, startGuestApp, type GuestProcess } from "./guest-processes.js";
 import { register, type Registration } from "./guest-registration.js";
 
 export interface AppInfo {
@@ -16,8 +16,13 @@ export interface AppInfo {
 }
 
 export type GuestCommands = {
-  /** Starts the agent (a running one must have been stopped first). */
-  "agent.start": { args: { config: object }; result: { pid: number } };
+  /**
+   * Starts the agent (a running one must have been stopped first): the
+   * bundle under node, or with exe the single executable. Says what the
+   * process runs: its /proc/PID/exe, whether the guest's node is mapped into
+   * it, whether its PATH leads to node.
+   */
+  "agent.start": { args: { config: object; exe?: boolean }; result: { pid: number; exe: string; nodeMapped: boolean; pathHasNode: boolean } };
   /**
    * Sends a signal to the agent; with waitMs, resolves once it has exited, or
    * SIGKILLs it after waitMs (so that later scenarios get a port no process
@@ -33,12 +38,12 @@ export type GuestCommands = {
 export function guestCommands(): CommandTable<GuestCommands> {
   let agent: GuestProcess | null = null;
   return {
-    "agent.start": async ({ config }) => {
+    "agent.start": async ({ config, exe }) => {
       if (agent) throw new Error(`agent.start: the agent (pid ${agent.pid}) is still running; send agent.signal with waitMs first`);
-      agent = await startAgent(config, "/tmp/e2e-agent.json");
+      agent = await startAgent(config, "/tmp/e2e-agent.json", exe ? "agent-exe" : "agent", exe === true);
       const started = agent;
       void started.exited.then(() => { if (agent === started) agent = null; });
-      return { pid: started.pid };
+      return { pid: started.pid, ...processImage(started.pid) };
     },
     "agent.signal": async ({ signal, waitMs }) => {
       const running = agent;

@@ -13,7 +13,7 @@ if (!port) {
   process.exit(1);
 }
 const stream = await openCharDevice(port.device);
-serveControl(stream, guestCommands());
+serveControl({ input: stream, output: stream }, guestCommands());
 // The host connects before it waits for this line, so its first hangup can only mean it is done.
 let seenHost = false;
 stream.on("data", () => { seenHost = true; });

@@ -1,14 +1,20 @@
 // Guest side: the processes an end-to-end scenario starts inside a VM (the
-// agent from the image's bundle, the C test program) and what it reads of
+// agent from the image's bundle or as the single-file executable, the C
+// test program) and what it reads of
 // them. Their output goes to the console with a prefix, so a failing run's
 // console log shows the agent's own account next to the kernel's.
 import { spawn, type ChildProcess } from "node:child_process";
-import { openSync, readSync, closeSync, writeFileSync } from "node:fs";
+import { existsSync, openSync, readFileSync, readlinkSync, readSync, closeSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 
 const AGENT_BUNDLE = "/opt/iopf-relay/dist/iopf-agent.mjs";
 /** Where the host test puts the compiled guest-app.c in the job archive. */
 export const GUEST_APP = "/job/guest-app";
+/** Where the host test puts dist/iopf-agent, the agent as a single executable, in the job archive. */
+export const GUEST_AGENT_EXE = "/job/iopf-agent";
+/** The guest's node, which the single executable must not need. */
+const GUEST_NODE = "/usr/bin/node";
 const PAGE = 4096;
 
 /** Prints each line of a child's stream to the console as "[label] line" and hands it to onLine. */
@@ -41,10 +47,16 @@ function lineOrExit(proc: GuestProcess, matched: Promise<string>, what: string, 
   ]);
 }
 
-/** Starts dist/iopf-agent.mjs with this config (written to configPath); resolves once it logged "started". */
-export async function startAgent(config: object, configPath: string, label = "agent"): Promise<GuestProcess> {
+/**
+ * Starts the agent with this config (written to configPath): dist/iopf-agent.mjs
+ * under the guest's node, or with exe the single executable, with a PATH
+ * that holds no node. Resolves once it logged "started".
+ */
+export async function startAgent(config: object, configPath: string, label = "agent", exe = false): Promise<GuestProcess> {
   writeFileSync(configPath, JSON.stringify(config));
-  const child = spawn(process.execPath, [AGENT_BUNDLE, "--config", configPath], { stdio: ["ignore", "inherit", "pipe"] });
+  const child = exe
+    ? spawn(GUEST_AGENT_EXE, ["--config", configPath], { stdio: ["ignore", "inherit", "pipe"], env: { PATH: "/bin" } })
+    : spawn(process.execPath, [AGENT_BUNDLE, "--config", configPath], { stdio: ["ignore", "inherit", "pipe"] });
   const proc = track(child);
   let started: (line: string) => void = () => undefined;
   const matched = new Promise<string>((resolve) => { started = resolve; });
@@ -53,6 +65,16 @@ export async function startAgent(config: object, configPath: string, label = "ag
   });
   await lineOrExit(proc, matched, `the agent's "started" log line`, 30_000);
   return proc;
+}
+
+/** What runs as a process: the file its /proc/PID/exe names, and whether the guest's node is mapped into it. */
+export function processImage(pid: number): { exe: string; nodeMapped: boolean; pathHasNode: boolean } {
+  return {
+    exe: readlinkSync(`/proc/${pid}/exe`),
+    nodeMapped: readFileSync(`/proc/${pid}/maps`, "utf8").includes(GUEST_NODE),
+    pathHasNode: readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").filter((v) => v.startsWith("PATH="))
+      .some((v) => v.slice(5).split(":").some((dir) => existsSync(join(dir, "node")))),
+  };
 }
 
 export interface GuestApp extends GuestProcess {

@@ -1,5 +1,6 @@
 // Guest side (VM-A of e2e-two-vms.test.ts): the iopf-relay command run as a
-// child with a fault fd inherited as its fd 3, as a VMM would start it. Its
+// child with a fault fd inherited as its fd 3, as a VMM would start it (or
+// with none, when fault fds come by its handoff socket). Its
 // JSON log lines are kept (a scenario waits on them: "agent session up",
 // the keeper's "relay started" with the child's pid, the "stopped" line with
 // the relay's counters) and echoed to the console with a prefix.
@@ -34,10 +35,15 @@ export class RelayProcess {
     echoLines(child.stderr!, label, onLine);
   }
 
-  /** Starts `iopf-relay args...` with faultFd as its fd 3 (pass --fault-fd 3). */
-  static start(args: string[], faultFd: number, label: string): RelayProcess {
-    const child = spawn(process.execPath, [RELAY_CLI, "--log-format", "json", ...args], { stdio: ["ignore", "pipe", "pipe", faultFd] });
+  /** Starts `iopf-relay args...` with faultFd, if any, as its fd 3 (pass --fault-fd 3). */
+  static start(args: string[], faultFd: number | null, label: string): RelayProcess {
+    const child = spawn(process.execPath, [RELAY_CLI, "--log-format", "json", ...args], { stdio: ["ignore", "pipe", "pipe", ...(faultFd === null ? [] : [faultFd])] });
     return new RelayProcess(child, label);
+  }
+
+  /** The process started: the relay, or under --keeper the keeper. */
+  get pid(): number {
+    return this.child.pid!;
   }
 
   /** The first record from index `from` on that matches; waits for it, or fails naming what was awaited. */

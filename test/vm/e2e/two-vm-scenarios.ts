@@ -5,28 +5,22 @@
 // ignores what the answer says; what is checked is that the relay wrote each
 // answer once and the kernel took it: the relay's counters (its control
 // server's status), and the kernel refusing (EINVAL) one more answer for
-// every cookie once the relay has stopped.
+// every cookie once the relay has stopped. handoff-hotplug.ts has the
+// scenario of fault queues handed over at runtime.
 import { writeFileSync } from "node:fs";
 import { constants } from "../../../src/kernel/uapi-structs.js";
 import { kernelScenarioSource } from "../../integration/kernel-scenario.js";
 import type { RelayStatus } from "../../../src/relay/control/status.js";
 import { answerAgain, readOneCookie } from "./answer-probes.js";
+import { handoffHotplug } from "./handoff-hotplug.js";
 import { CHILD_FAULT_FD, RelayProcess } from "./relay-process.js";
 import { waitStatus } from "./relay-status.js";
 import type { Checks, Scenario } from "./scenario-runner.js";
+import { DEADLINE_MS, SESSION_MS, type TwoVmContext } from "./two-vm-context.js";
 import { POLICY_PASID, SLOW_APP_PASID } from "./vm-b-agent.js";
 
 const R = constants.IOMMU_PGFAULT_PERM_READ;
 const W = constants.IOMMU_PGFAULT_PERM_WRITE;
-
-/** Long enough for a relay restart under TCG with a second VM on the same cores. */
-const DEADLINE_MS = 20_000;
-const SESSION_MS = 60_000;
-
-export interface TwoVmContext {
-  /** VM-A's end of the wired port, for --connect chardev:PATH. */
-  portPath: string;
-}
 
 /** The relay's config for these mock devices, written to a file. */
 function writeConfig(path: string, devIds: number[]): void {
@@ -110,4 +104,4 @@ const relayKilledKeeperRestarts: Scenario<TwoVmContext> = {
   },
 };
 
-export const twoVmScenarios: Scenario<TwoVmContext>[] = [realPath, relayKilledKeeperRestarts];
+export const twoVmScenarios: Scenario<TwoVmContext>[] = [realPath, relayKilledKeeperRestarts, handoffHotplug];
