@@ -52,18 +52,18 @@ test("a group whose deadline passed while it waited for credit is answered by it
     }),
   });
   const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 3000, "a session");
+  await until(() => relay.core.currentSession !== null, 10_000, "a session");
   guest.stopHeartbeats();
   guest.credit(0);
-  await until(() => relay.core.metrics.creditWindow === 0, 3000, "window 0");
+  await until(() => relay.core.metrics.creditWindow === 0, 10_000, "window 0");
   relay.raise(3);
-  await until(() => relay.core.queued === 3, 3000, "3 groups read and waiting for credit");
+  await until(() => relay.core.queued === 3, 10_000, "3 groups read and waiting for credit");
   blockNextChunk = true;
   guest.credit(10);
-  await until(() => relay.audit.count("deadline") === 3, 3000, "the 3 answered by their deadline");
+  await until(() => relay.audit.count("deadline") === 3, 10_000, "the 3 answered by their deadline");
   // A group raised now is sent; anything sent before it arrived before it.
   relay.raise(1);
-  await until(() => guest.requests.length > 0, 3000, "the next group sent");
+  await until(() => guest.requests.length > 0, 10_000, "the next group sent");
   t.deepEqual(guest.requests.map((r) => r.budgetUs > 0), [true], "only the new group was sent, with a budget");
   t.true(guest.requests[0]!.budgetUs <= deadlineMs * 1000);
   t.deepEqual(await relay.finish(), clean(4));

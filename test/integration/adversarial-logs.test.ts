@@ -54,17 +54,17 @@ test("an agent's refusals of the offer are logged bounded, escaped and once a se
   guest.refusal = { code: LinkErrorCode.NEGOTIATION_FAILED, message: NASTY.repeat(1500) };
   const refusals = 200;
   for (let i = 1; i < refusals; i++) {
-    await until(() => guest.hellos === i, 3000, `HELLO ${i}`);
+    await until(() => guest.hellos === i, 10_000, `HELLO ${i}`);
     // A new SYNC draws a new HELLO, refused again.
     guest.resync();
   }
-  await until(() => guest.hellos === refusals, 3000, `HELLO ${refusals}`);
+  await until(() => guest.hellos === refusals, 10_000, `HELLO ${refusals}`);
   // Another cause, a code the relay does not know: its first refusal is written at once.
   guest.refusal = { code: 99, message: "no" };
   guest.resync();
   const view: RelayView = { core: relay.core, devices: [], viommu: "virtio-iommu", sources: [], software: "test", startedAtMs: performance.now() };
   const status = () => relayStatus(view, new DeviceStats(), new EventStream("test"), { synthetic: true, emulator: false });
-  await until(() => status().session.lastAgentRefusal?.reason === "UNKNOWN_ERROR(99): no", 3000, "the last refusal's reason in /api/status");
+  await until(() => status().session.lastAgentRefusal?.reason === "UNKNOWN_ERROR(99): no", 10_000, "the last refusal's reason in /api/status");
   const s = status();
   t.is(s.session.agentRefusals, refusals + 1);
   t.is(relay.core.currentSession, null, "no session after a refusal");
