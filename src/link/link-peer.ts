@@ -20,6 +20,11 @@ export const PEER_MESSAGE_CHARS = 200;
 
 export type GoodbyeReason = iopf.link.v1.GoodbyeReason;
 
+/** A goodbye reason's name; a peer may send one this side does not know, shown by number. */
+function goodbyeName(reason: number): string {
+  return reason !== 0 && pb.GoodbyeReason[reason] !== undefined ? pb.GoodbyeReason[reason]! : `GOODBYE_REASON(${reason})`;
+}
+
 /** Why a session ended, as a category an operator can count and alert on (the reason text says more). */
 export const SESSION_END_CAUSES = ["goodbye-received", "goodbye-sent", "peer-error", "protocol-error", "new-sync", "hangup", "closed"] as const;
 export type SessionEndCause = (typeof SESSION_END_CAUSES)[number];
@@ -164,7 +169,7 @@ export abstract class LinkPeer {
         if (msg.reply) return;
         this.peerGoodbye = msg.body.reason;
         if (msg.needReply) this.channel.send(RequestCode.GOODBYE, Flag.REPLY, msg.id, pb.Goodbye, {});
-        this.endSession(`${this.peerName} said goodbye: ${msg.body.message ? peerText(msg.body.message, PEER_MESSAGE_CHARS) : "no reason given"}`, "goodbye-received");
+        this.endSession(`${this.peerName} said goodbye (${goodbyeName(msg.body.reason)}): ${msg.body.message ? peerText(msg.body.message, PEER_MESSAGE_CHARS) : "no message"}`, "goodbye-received");
         return;
       default:
         this.onSessionMessage(msg);
