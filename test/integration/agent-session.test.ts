@@ -285,3 +285,17 @@ for (const reason of [pb.GoodbyeReason.GOODBYE_SHUTDOWN, pb.GoodbyeReason.GOODBY
     t.is(first.responses.length, 0);
   });
 }
+
+test("after the relay's GOODBYE (GOODBYE_REPLACED) the agent backs off before it connects again, says so, and comes back", async (t) => {
+  const dir = tempDir(t);
+  const relay = await relayAt(t, join(dir, "relay.sock"));
+  const lines: string[] = [];
+  const agent = await startAgent(dir, [{ handler: "app" }], {}, jsonLogger("info", (l) => lines.push(l)));
+  t.teardown(() => agent.stop());
+  await until(() => relay.hosts[0]?.link.current != null, 10_000, "first session");
+  relay.hosts[0]!.link.close(pb.GoodbyeReason.GOODBYE_REPLACED, "another agent connection took over this relay");
+  await until(() => relay.hosts.some((h, i) => i > 0 && h.link.current !== null), 10_000, "a session on the agent's next connection");
+  const backingOff = lines.filter((l) => l.includes("another agent connection took over the relay; backing off"));
+  t.is(backingOff.length, 1, "the backoff is logged once");
+  t.regex(lines.find((l) => l.includes('"msg":"session down"')) ?? "", /relay said goodbye \(GOODBYE_REPLACED\)/);
+});
