@@ -36,7 +36,7 @@ test("a SYNC the relay answered while hunting counts: sent again once aligned it
 });
 
 test("outside a session HEARTBEAT and GOODBYE are answered and PAGE_RESPONSES is UNEXPECTED_MESSAGE; the groups held come again with their tags and what is left of their deadlines", async (t) => {
-  const relay = await HostileRelay.start({ deadlineMs: 5000, graceMs: 60_000 });
+  const relay = await HostileRelay.start({ deadlineMs: 30_000, graceMs: 60_000 });
   const guest = await relay.connect();
   await until(() => relay.core.currentSession !== null, 10_000, "a session");
   relay.raise(3);
@@ -70,7 +70,7 @@ test("outside a session HEARTBEAT and GOODBYE are answered and PAGE_RESPONSES is
 });
 
 test("a drain before GOODBYE: CREDIT 0, a heartbeat's echo, every group answered; nothing is sent again", async (t) => {
-  const relay = await HostileRelay.start({ deadlineMs: 5000, graceMs: 60_000 });
+  const relay = await HostileRelay.start({ deadlineMs: 30_000, graceMs: 60_000 });
   const guest = await relay.connect();
   await until(() => relay.core.currentSession !== null, 10_000, "a session");
   relay.raise(3);
