@@ -117,16 +117,14 @@ export class GuestLink extends LinkPeer {
         this.onHello(msg.id, msg.body);
         return;
       case "page-requests":
-        this.onPageRequests(msg.body, msg);
+        this.onPageRequests(msg.body);
         return;
       case "page-cancels": {
         if (!this.requireSession(msg.kind)) return;
         const tags = msg.body.tags.filter((t) => this.held.delete(t));
-        this.replyAck(msg, RequestCode.PAGE_CANCELS);
         if (tags.length > 0) this.handler.cancels(tags, msg.body.reason);
         return;
       }
-      case "ack":
       case "error-reply":
         return;
       case "welcome":
@@ -162,7 +160,7 @@ export class GuestLink extends LinkPeer {
       agreement = answerOffer({ versionMin: hello.versionMin, versionMax: hello.versionMax, features: hello.features, limits: hello.limits }, this.capabilities);
     } catch (err) {
       const e = err as LinkError;
-      this.channel.send(RequestCode.HELLO, Flag.REPLY | Flag.ERROR, id, pb.Error, { code: e.code, message: e.message });
+      this.channel.send(RequestCode.HELLO, Flag.REPLY | Flag.ERROR, id, pb.Error, { code: e.code, message: e.detail });
       this.handler.handshakeRefused(e.message);
       return;
     }
@@ -180,7 +178,7 @@ export class GuestLink extends LinkPeer {
     this.handler.sessionUp(this.session);
   }
 
-  private onPageRequests(requests: PageRequestColumns, msg: { id: number; needReply: boolean }): void {
+  private onPageRequests(requests: PageRequestColumns): void {
     const session = this.requireSession("page-requests");
     if (!session) return;
     const { maxBatch, maxInFlight } = session.agreement.limits;
@@ -200,7 +198,6 @@ export class GuestLink extends LinkPeer {
       }
       this.held.add(tag);
     }
-    this.replyAck(msg, RequestCode.PAGE_REQUESTS);
     this.handler.pageRequests(requests);
   }
 

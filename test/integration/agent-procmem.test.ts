@@ -155,6 +155,7 @@ test("procmem faults a real process's pages in, refuses what its mappings refuse
         pageResponses: (_e, r) => responses.push(...r.responses),
         credit: () => undefined,
         sessionDown: () => undefined,
+      refused: () => undefined,
         writable: () => undefined,
         closed: () => undefined,
       },

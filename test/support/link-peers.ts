@@ -13,6 +13,8 @@ export interface HostRecord {
   link: HostLink;
   ups: HostSession[];
   downs: string[];
+  /** The reasons of the agent's refusals of the offer. */
+  refusals: string[];
   responses: WirePageResponse[];
   credits: number[];
   closed: boolean;
@@ -21,7 +23,7 @@ export interface HostRecord {
 let epoch = 1000;
 
 export function makeHost(stream: ByteStream, capabilities?: Capabilities): HostRecord {
-  const rec: HostRecord = { ups: [], downs: [], responses: [], credits: [], closed: false } as unknown as HostRecord;
+  const rec: HostRecord = { ups: [], downs: [], refusals: [], responses: [], credits: [], closed: false } as unknown as HostRecord;
   rec.link = new HostLink(
     stream,
     {
@@ -29,6 +31,7 @@ export function makeHost(stream: ByteStream, capabilities?: Capabilities): HostR
       pageResponses: (_e, r) => rec.responses.push(...r.responses),
       credit: (_e, w) => rec.credits.push(w),
       sessionDown: (_e, reason) => rec.downs.push(reason),
+      refused: (_code, reason) => rec.refusals.push(reason),
       writable: () => undefined,
       closed: () => {
         rec.closed = true;
