@@ -2,7 +2,8 @@
 // lock file, and the Debian packages of scripts/debian-packages.json: the
 // "run" group always, and with --for-tests every group (the tests outside
 // the VM and the QEMU tests alike), so that no phase of `npm test` depends on
-// another having run first. --list prints the Debian packages it would
+// another having run first; with --for-bench also the "bench" group (perf
+// for the bench's tail section). --list prints the Debian packages it would
 // ensure, one a line, and changes nothing.
 // Uses Node built-ins only: it runs before node_modules exists.
 import { execFileSync, spawnSync } from "node:child_process";
@@ -20,7 +21,8 @@ if (major < 20) {
 
 const groups = JSON.parse(readFileSync(join(root, "scripts", "debian-packages.json"), "utf8"));
 const forTests = process.argv.includes("--for-tests");
-const wanted = [...new Set(["run", ...(forTests ? ["tests", "vm"] : [])].flatMap((g) => Object.keys(groups[g])))].sort();
+const forBench = process.argv.includes("--for-bench");
+const wanted = [...new Set(["run", ...(forTests ? ["tests", "vm"] : []), ...(forBench ? ["bench"] : [])].flatMap((g) => Object.keys(groups[g])))].sort();
 if (process.argv.includes("--list")) {
   process.stdout.write(wanted.map((p) => `${p}\n`).join(""));
   process.exit(0);

@@ -33,6 +33,7 @@ export class Registry {
   }
 
   find(endpoint: number, pasid: number): Registration | undefined {
+    if (this.byKey.size === 0) return undefined; // the usual case: no keys built per group
     return this.byKey.get(key(endpoint, pasid)) ?? this.byKey.get(key(null, pasid));
   }
 

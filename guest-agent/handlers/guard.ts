@@ -2,6 +2,7 @@
 // or leave the group unanswered: a throw, a rejected promise, an answer that
 // is not a response code, or running past the group's budget all become
 // INVALID, with an outcome the caller counts and logs.
+import type { PageRequestColumns } from "../../src/link/hot-codec.js";
 import { WirePageRequest } from "../../src/link/messages.js";
 import { FaultHandler, INVALID, isResponseCode, ResponseCode } from "./handler.js";
 
@@ -68,6 +69,22 @@ export function runGuarded(
   const timer = setTimeout(() => finish({ code: INVALID, outcome: "overran", detail: `no answer within the budget of ${budgetMs.toFixed(1)} ms` }), budgetMs);
   signal.addEventListener("abort", onCancel, { once: true });
   answer.then((code) => finish(checked(code)), (err) => finish(threwResult(err)));
+}
+
+/**
+ * A handler's synchronous answer for request i of a decoded batch
+ * (handleColumns): its code; or, when it threw or returned no response
+ * code, the INVALID result with its outcome. Nothing is allocated when it
+ * answers.
+ */
+export function answerColumns(handler: Required<Pick<FaultHandler, "handleColumns">>, requests: PageRequestColumns, i: number): ResponseCode | GuardedResult {
+  let answer: unknown;
+  try {
+    answer = handler.handleColumns(requests, i);
+  } catch (err) {
+    return threwResult(err);
+  }
+  return isResponseCode(answer) ? answer : checked(answer);
 }
 
 function checked(code: unknown): GuardedResult {

@@ -1,6 +1,7 @@
 // What every fault handler is: a function of one page request group that
 // returns the group's one answer, now or later. The dispatcher (guard.ts)
 // turns throws and overruns into INVALID, so a handler may simply fail.
+import type { PageRequestColumns } from "../../src/link/hot-codec.js";
 import { pb, WirePageRequest } from "../../src/link/messages.js";
 import { iopf } from "../../src/gen/guest_link.js";
 import { Perm } from "../../src/viommu/record.js";
@@ -47,6 +48,12 @@ export interface FaultContext {
 
 export interface FaultHandler {
   handle(request: WirePageRequest, ctx: FaultContext): ResponseCode | Promise<ResponseCode>;
+  /**
+   * The same answer, given at once, for request i of a decoded batch: a
+   * handler that always answers synchronously offers it, and the agent then
+   * answers the group without building an object for it or its pages.
+   */
+  handleColumns?(requests: PageRequestColumns, i: number): ResponseCode;
 }
 
 export function permString(perm: number): string {

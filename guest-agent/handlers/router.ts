@@ -3,7 +3,6 @@
 // program registered in mode "app"; a "procmem" rule without a pid only
 // PASIDs registered in mode "procmem"; otherwise the search goes on. No rule
 // at all means the default: INVALID, counted as such.
-import { WirePageRequest } from "../../src/link/messages.js";
 import { Registration, Registry } from "../app/registry.js";
 import { HandlerRule, RuleMatch } from "../config.js";
 import { FaultHandler, INVALID } from "./handler.js";
@@ -16,13 +15,13 @@ export interface Route {
   handler: FaultHandler;
 }
 
-const invalid: FaultHandler = { handle: () => INVALID };
+const invalid: FaultHandler = { handle: () => INVALID, handleColumns: () => INVALID };
 export const DEFAULT_ROUTE: Route = { name: "default", handler: invalid };
 
-function matches(rule: RuleMatch, req: WirePageRequest): boolean {
-  if (rule.endpoint !== undefined && rule.endpoint !== req.endpoint) return false;
+function matches(rule: RuleMatch, endpoint: number, pasidValid: boolean, pasid: number): boolean {
+  if (rule.endpoint !== undefined && rule.endpoint !== endpoint) return false;
   if (rule.pasid === undefined) return true;
-  return rule.pasid === "none" ? !req.pasidValid : req.pasidValid && rule.pasid === req.pasid;
+  return rule.pasid === "none" ? !pasidValid : pasidValid && rule.pasid === pasid;
 }
 
 export class Router {
@@ -39,10 +38,12 @@ export class Router {
     );
   }
 
-  select(req: WirePageRequest): Route {
-    const reg: Registration | undefined = req.pasidValid ? this.registry.find(req.endpoint, req.pasid) : undefined;
-    for (const [i, rule] of this.rules.entries()) {
-      if (!matches(rule, req)) continue;
+  /** The route of a group, by its guest ids. */
+  select(endpoint: number, pasidValid: boolean, pasid: number): Route {
+    const reg: Registration | undefined = pasidValid ? this.registry.find(endpoint, pasid) : undefined;
+    for (let i = 0; i < this.rules.length; i++) {
+      const rule = this.rules[i]!;
+      if (!matches(rule, endpoint, pasidValid, pasid)) continue;
       const fixed = this.fixed[i];
       if (fixed) return fixed;
       if (rule.handler === "app" && reg?.mode === "app") return { name: "app", handler: reg.client };

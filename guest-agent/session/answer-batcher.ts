@@ -39,7 +39,8 @@ export class Pending implements Cancellable {
 }
 
 export interface ResponseSink {
-  sendResponses(responses: { tag: number; code: ResponseCode }[]): number;
+  /** Answers tags[i] with codes[i]; returns how many were sent. */
+  sendResponses(tags: number[], codes: ResponseCode[]): number;
 }
 
 export class AnswerBatcher {
@@ -65,12 +66,21 @@ export class AnswerBatcher {
   answer(p: Pending, code: ResponseCode): boolean {
     if (this.pending.get(p.tag) !== p) return false;
     this.pending.delete(p.tag);
-    this.batch.set(p.tag, code);
+    this.answerNow(p.tag, code);
+    return true;
+  }
+
+  /**
+   * Queues the answer of a request answered in the turn it arrived, which
+   * was never held here: nothing could have cancelled it yet, and a cancel
+   * or session end before the frame leaves withdraws it like any other.
+   */
+  answerNow(tag: number, code: ResponseCode): void {
+    this.batch.set(tag, code);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
     }
-    return true;
   }
 
   /** The host answered these itself: stop their work and never answer them. Returns how many were held. */
@@ -100,8 +110,12 @@ export class AnswerBatcher {
   private flush(): void {
     this.flushScheduled = false;
     if (this.batch.size === 0) return;
-    const responses = [...this.batch].map(([tag, code]) => ({ tag, code }));
+    const tags: number[] = [], codes: ResponseCode[] = [];
+    this.batch.forEach((code, tag) => {
+      tags.push(tag);
+      codes.push(code);
+    });
     this.batch.clear();
-    this.sink.sendResponses(responses);
+    this.sink.sendResponses(tags, codes);
   }
 }

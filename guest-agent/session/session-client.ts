@@ -3,13 +3,14 @@
 // route each group to its handler under a guard, and answer through the
 // batcher, exactly once per group or not at all.
 import { GuestLink, GuestLinkHandler, GuestSession } from "../../src/link/guest-link.js";
+import type { PageRequestColumns } from "../../src/link/hot-codec.js";
 import { pb, WirePageRequest } from "../../src/link/messages.js";
 import type { Capabilities } from "../../src/link/negotiation.js";
 import type { ResyncTimers } from "../../src/link/resync.js";
 import type { ByteStream } from "../../src/link/transport/byte-stream.js";
 import { iopf } from "../../src/gen/guest_link.js";
-import { answerName } from "../handlers/handler.js";
-import { GuardedResult, runGuarded } from "../handlers/guard.js";
+import { answerName, FAILURE, FaultHandler, INVALID, ResponseCode, SUCCESS } from "../handlers/handler.js";
+import { answerColumns, GuardedResult, runGuarded } from "../handlers/guard.js";
 import { Route, Router } from "../handlers/router.js";
 import { Logger } from "../log.js";
 import { Counters } from "../stats.js";
@@ -29,6 +30,7 @@ export class SessionClient implements GuestLinkHandler {
   /** Resolves when the stream has closed for good, with its error if it failed. */
   readonly done: Promise<Error | undefined>;
   private readonly batcher: AnswerBatcher;
+  private readonly counterNames = new WeakMap<Route, string[]>();
   private resolveDone!: (err: Error | undefined) => void;
 
   constructor(
@@ -68,11 +70,26 @@ export class SessionClient implements GuestLinkHandler {
     this.link.grantCredit(window);
   }
 
-  pageRequests(requests: WirePageRequest[]): void {
-    for (const req of requests) {
+  pageRequests(requests: PageRequestColumns): void {
+    for (let i = 0; i < requests.count; i++) {
       this.counters.add("requests");
+      const route = this.router.select(requests.endpoint(i), requests.pasidValid(i), requests.pasid(i));
+      const handler = route.handler;
+      if (handler.handleColumns) {
+        // Answered now, from the decoded columns: no request object, no pending entry, no guard timer.
+        const answer = answerColumns(handler as Required<FaultHandler>, requests, i);
+        let code: ResponseCode;
+        if (typeof answer === "number") code = answer;
+        else {
+          code = answer.code;
+          this.report(route, answer, requests.request(i));
+        }
+        this.batcher.answerNow(requests.tag(i), code);
+        this.counters.add(this.answerCounter(route, code));
+        continue;
+      }
+      const req = requests.request(i);
       const pending = this.batcher.hold(req.tag);
-      const route = this.router.select(req);
       const budgetUs = req.budgetUs > 0 ? req.budgetUs : this.options.defaultBudgetUs;
       const budgetMs = Math.max(0, budgetUs - this.options.deadlineMarginUs) / 1000;
       runGuarded(route.handler, req, budgetMs, pending, (result) => this.settle(pending, req, route, result));
@@ -107,10 +124,23 @@ export class SessionClient implements GuestLinkHandler {
       this.counters.add("dropped.stale");
       return;
     }
-    this.counters.add(`answers.${route.name}.${answerName(result.code)}`);
-    if (result.outcome !== "answered") {
-      this.counters.add(`handler.${result.outcome}`);
-      this.log.warn("handler failed; answered INVALID", { handler: route.name, outcome: result.outcome, detail: result.detail, tag: req.tag, endpoint: req.endpoint, pasid: req.pasidValid ? req.pasid : null });
+    this.counters.add(this.answerCounter(route, result.code));
+    if (result.outcome !== "answered") this.report(route, result, req);
+  }
+
+  /** A handler that failed: counted and logged; its group was answered INVALID. */
+  private report(route: Route, result: GuardedResult, req: WirePageRequest): void {
+    this.counters.add(`handler.${result.outcome}`);
+    this.log.warn("handler failed; answered INVALID", { handler: route.name, outcome: result.outcome, detail: result.detail, tag: req.tag, endpoint: req.endpoint, pasid: req.pasidValid ? req.pasid : null });
+  }
+
+  /** The counter of a route's answers with a code, its name built once per route and code. */
+  private answerCounter(route: Route, code: ResponseCode): string {
+    let names = this.counterNames.get(route);
+    if (!names) {
+      names = [SUCCESS, INVALID, FAILURE].map((c) => `answers.${route.name}.${answerName(c)}`);
+      this.counterNames.set(route, names);
     }
+    return names[code] ?? `answers.${route.name}.${answerName(code)}`;
   }
 }

@@ -2,6 +2,7 @@
 // carry the load the agent answers at once; HOLD_DEV, when present, carries
 // the groups a holding guest keeps (a long deadline, its own PASID so the
 // agent routes it to the app handler).
+import { CORE_DEFAULTS } from "../../src/relay/relay-core.js";
 
 export const HOLD_DEV = 1000;
 export const HOLD_PASID = 77;
@@ -27,7 +28,8 @@ export function relayConfig(o: RelayConfigOptions): object {
   return {
     viommu: "virtio-iommu",
     devices,
-    ...(o.maxInFlight ? { limits: { maxInFlight: o.maxInFlight, maxQueued: Math.max(65536, o.maxInFlight) } } : {}),
+    // The relay reads only while it holds fewer than maxHeld: to let the guest hold maxInFlight, it must hold that many and a read more.
+    ...(o.maxInFlight ? { limits: { maxInFlight: o.maxInFlight, maxHeld: o.maxInFlight + CORE_DEFAULTS.readAhead } } : {}),
   };
 }
 
@@ -39,7 +41,7 @@ export function agentConfig(credits: number, rawRecords = false): object {
   return { appSocket: "none", credits, rawRecords, handlers: [ANSWER_AT_ONCE] };
 }
 
-/** The holding agent's config: HOLD_PASID goes to the app handler (a program that answers late), the rest at once. */
+/** The holding agent's config: a window of `credits`, HOLD_PASID to the app handler (a program that answers late), the rest at once. */
 export function holdingAgentConfig(credits: number, appSocket: string): object {
-  return { appSocket, credits, handlers: [{ pasid: HOLD_PASID, handler: "app" }, ANSWER_AT_ONCE] };
+  return { appSocket, credits, maxInFlight: credits, handlers: [{ pasid: HOLD_PASID, handler: "app" }, ANSWER_AT_ONCE] };
 }

@@ -1,16 +1,17 @@
 #!/usr/bin/env node
 // `npm run bench`: measures the relay path against the C baseline and writes
 // bench-results.json, docs/performance.md and its charts (docs/img/).
-//   --quick          every load shortened (1.5 s loads, 20 s soak): the whole run in about 3 minutes
-//   --only a,b       run only these sections (throughput, latency, scale, deadline, soak, profile, real-kernel)
+//   --quick          every load shortened (1.5 s loads, 20 s soak): the whole run in about 4 minutes
+//   --only a,b       run only these sections (throughput, latency, tail, scale, deadline, soak, profile, real-kernel)
+//   --render         measure nothing: write docs/performance.md again from bench-results.json (after a change to its text)
 import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync, renameSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { findings } from "./findings.js";
 import { describeMachine } from "./machine.js";
 import { ROOT } from "./paths.js";
-import { performancePage } from "./report.js";
+import { performancePage, RunInfo } from "./report.js";
 import { BenchContext, loadNow, SectionResult } from "./section.js";
 import { deadline } from "./sections/deadline.js";
 import { latency } from "./sections/latency.js";
@@ -18,9 +19,10 @@ import { profile } from "./sections/profile.js";
 import { realKernel } from "./sections/real-kernel.js";
 import { scale } from "./sections/scale.js";
 import { soak } from "./sections/soak.js";
+import { tail } from "./sections/tail.js";
 import { throughput } from "./sections/throughput.js";
 
-const SECTIONS: Record<string, (ctx: BenchContext) => Promise<SectionResult>> = { throughput, latency, scale, deadline, soak, profile, "real-kernel": realKernel };
+const SECTIONS: Record<string, (ctx: BenchContext) => Promise<SectionResult>> = { throughput, latency, tail, scale, deadline, soak, profile, "real-kernel": realKernel };
 
 /** The code measured: the commit, "-dirty" when the working tree differs from it (others may be mid-change). */
 function revision(): string {
@@ -28,17 +30,27 @@ function revision(): string {
   return git("rev-parse", "--short", "HEAD") + (git("status", "--porcelain", "--untracked-files=no") ? "-dirty" : "");
 }
 
-function options(): { quick: boolean; only: string[] } {
-  const { values } = parseArgs({ options: { quick: { type: "boolean" }, only: { type: "string" } } });
+function options(): { quick: boolean; only: string[]; render: boolean } {
+  const { values } = parseArgs({ options: { quick: { type: "boolean" }, only: { type: "string" }, render: { type: "boolean" } } });
   const only = values.only ? values.only.split(",") : Object.keys(SECTIONS);
   for (const s of only) {
     if (!(s in SECTIONS)) throw new Error(`--only: unknown section "${s}"; expected a comma-separated list of ${Object.keys(SECTIONS).join(", ")}`);
   }
-  return { quick: values.quick ?? false, only };
+  return { quick: values.quick ?? false, only, render: values.render ?? false };
+}
+
+/** docs/performance.md from the figures a run already wrote. */
+function render(): void {
+  const file = join(ROOT, "bench-results.json");
+  const { run, sections } = JSON.parse(readFileSync(file, "utf8")) as { run: RunInfo; sections: Record<string, SectionResult> };
+  const list = Object.values(sections);
+  writeFileSync(join(ROOT, "docs", "performance.md"), performancePage(run, list, findings(list)));
+  process.stderr.write(`wrote docs/performance.md from ${file} (${run.command}, ${run.startedAt})\n`);
 }
 
 async function main(): Promise<void> {
-  const { quick, only } = options();
+  const { quick, only, render: renderOnly } = options();
+  if (renderOnly) return render();
   const started = Date.now();
   // Before any section writes its charts: the revision names the code measured, not the run's own output.
   const code = revision();

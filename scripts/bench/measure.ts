@@ -2,7 +2,7 @@
 // emulator's load, read the emulator's counters and the processes' CPU and
 // memory around it, stop it, and check the emulator saw no contract
 // violation (an unanswered, repeated or unknown cookie).
-import { EmulatorStats, LoadOptions } from "../../src/fault/emulator/kernel-emulator.js";
+import { EmulatorStats, KernelEmulator, LoadOptions } from "../../src/fault/emulator/kernel-emulator.js";
 import { BaselinePath } from "./baseline.js";
 import { allThreads, cpuSeconds, CpuSplit, memoryMiB, threadCpu } from "./proc-stat.js";
 import { RelayPath, RelayPathOptions } from "./relay-path.js";
@@ -23,6 +23,32 @@ export interface LoadResult {
   latency: Latency;
   /** Violations the emulator counted, final (after everything stopped). */
   violations: number;
+  /** The same by kind (those with a count only). */
+  violationKinds: Record<string, number>;
+}
+
+/** A load's violations for a table: the count, and by kind when there are any. */
+export function violationText(r: LoadResult): string {
+  const kinds = Object.entries(r.violationKinds).map(([k, n]) => `${k} ${n}`).join(", ");
+  return kinds ? `${r.violations} (${kinds})` : String(r.violations);
+}
+
+/** Kinds with a non-zero count. */
+function nonZero(kinds: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(kinds).filter(([, n]) => n > 0));
+}
+
+const DRAIN_MS = 10_000;
+
+/** Waits (at most DRAIN_MS) until every group delivered has its answer: stopping earlier leaves groups in the socket that nobody reads. */
+async function drained(emulator: KernelEmulator): Promise<EmulatorStats> {
+  const until = Date.now() + DRAIN_MS;
+  let s = await emulator.stats();
+  while (s.outstanding > 0 && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 20));
+    s = await emulator.stats();
+  }
+  return s;
 }
 
 /** What one answered group cost a thread (or threads), on average over the load. */
@@ -60,7 +86,7 @@ export function latencyOf(s: EmulatorStats): Latency {
 export async function relayLoad(path: RelayPathOptions, load: LoadOptions, warmUpMs: number): Promise<RelayLoadResult> {
   const p = await RelayPath.start(path);
   let final: EmulatorStats;
-  let result: Omit<RelayLoadResult, "violations">;
+  let result: Omit<RelayLoadResult, "violations" | "violationKinds">;
   try {
     if (warmUpMs > 0) await p.warmUp({ ...load, durationMs: warmUpMs });
     const cpu0 = [cpuSeconds(p.relay.pid), cpuSeconds(p.agent.pid)] as const;
@@ -69,6 +95,7 @@ export async function relayLoad(path: RelayPathOptions, load: LoadOptions, warmU
     const stats = await p.emulator.stats();
     const cpu1 = [cpuSeconds(p.relay.pid), cpuSeconds(p.agent.pid)] as const;
     const threads1 = [threadCpu(p.relay.pid), threadCpu(p.agent.pid)] as const;
+    await drained(p.emulator);
     const answered = stats.answeredSuccess + stats.answeredInvalid;
     const perMillion = (cpu: number): number => (answered > 0 ? (cpu / answered) * 1e6 : NaN);
     result = {
@@ -89,12 +116,12 @@ export async function relayLoad(path: RelayPathOptions, load: LoadOptions, warmU
   } finally {
     final = await p.stop();
   }
-  return { ...result, violations: final.violationCount };
+  return { ...result, violations: final.violationCount, violationKinds: nonZero(final.violationKinds) };
 }
 
 export async function baselineLoad(load: LoadOptions, delayUs = 0): Promise<BaselineLoadResult> {
   const b = await BaselinePath.start(delayUs);
-  let result: Omit<BaselineLoadResult, "violations">;
+  let result: Omit<BaselineLoadResult, "violations" | "violationKinds">;
   let final: EmulatorStats;
   try {
     const cpu0 = cpuSeconds(b.responder.pid);
@@ -117,5 +144,5 @@ export async function baselineLoad(load: LoadOptions, delayUs = 0): Promise<Base
   } finally {
     final = await b.stop();
   }
-  return { ...result, violations: final.violationCount };
+  return { ...result, violations: final.violationCount, violationKinds: nonZero(final.violationKinds) };
 }

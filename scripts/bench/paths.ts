@@ -10,3 +10,5 @@ export const BENCH_AGENT = join(ROOT, "build/scripts/bench/bench-agent.js");
 export const NODE_ECHO = join(ROOT, "build/scripts/bench/node-echo.js");
 /** tsc does not copy .c files, so the C source is read from the source tree. */
 export const BASELINE_SOURCE = join(ROOT, "scripts/bench/baseline-responder.c");
+/** Preloaded with `node --import` into the relay and the agent by the tail section: their collections with timestamps. */
+export const GC_PROBE = join(ROOT, "build/scripts/bench/tail/gc-probe.js");

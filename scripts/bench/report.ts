@@ -28,7 +28,7 @@ export function performancePage(run: RunInfo, sections: SectionResult[], finding
     "with its load. The raw figures are in bench-results.json.",
     "",
     "The measured path, as in production: kernel emulator -> `iopf-relay` (its own node process, reading the",
-    "emulator's socket as an inherited `--fault-fd`) -> Unix socket -> `iopf-agent` (`dist/iopf-agent.mjs`, its own",
+    "emulator's socket as an inherited `--emulator-fd`) -> Unix socket -> `iopf-agent` (`dist/iopf-agent.mjs`, its own",
     "node process; the policy handler answers at once) -> back. The baseline: the same emulator answered by",
     "`scripts/bench/baseline-responder.c` (poll, read 64 KiB, one write of every answer), the floor for any",
     "userspace responder.",

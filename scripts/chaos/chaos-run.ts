@@ -46,6 +46,20 @@ const keeper = spawn(process.execPath, [join(projectRoot, "build", "src", "cli",
   stdio: ["ignore", "ignore", "pipe", emulator.faultFd],
 });
 let relayPid = 0;
+let relayReady = false;
+/** Kills in a row of relays not yet ready: kept under the keeper's limit, past which it gives up by design. */
+let unreadyKills = 0;
+let lastError = "";
+let keeperExited = false;
+/** The blows are still coming: until then, the keeper must not exit. */
+let running = true;
+keeper.once("exit", (code, signal) => {
+  keeperExited = true;
+  if (running) {
+    process.stderr.write(`chaos: the keeper exited during the run (${signal ?? `code ${code}`}): ${lastError || "no error logged"}\n`);
+    process.exit(1);
+  }
+});
 let sweeps = 0;
 let swept = 0;
 createInterface({ input: keeper.stderr! }).on("line", (line) => {
@@ -56,7 +70,12 @@ createInterface({ input: keeper.stderr! }).on("line", (line) => {
   } catch {
     return;
   }
-  if (l.msg === "relay started") relayPid = l.pid as number;
+  if (l.msg === "relay started") {
+    relayPid = l.pid as number;
+    relayReady = false;
+  }
+  if (l.msg === "relay ready") relayReady = true;
+  if (l.level === "error") lastError = String(l.msg);
   if (typeof l.answered === "number" && String(l.msg).startsWith("answered SUCCESS to the groups a previous reader")) {
     sweeps++;
     swept += l.answered;
@@ -71,7 +90,6 @@ startAgent();
 
 const blows: Record<string, number> = {};
 const kinds = ["relay-sigkill", "relay-sigterm", "relay-sigstop", "agent-sigkill", "agent-sigstop"] as const;
-let running = true;
 const load = (async () => {
   let generated = 0;
   do generated += (await emulator.load({ devices: 2, devBase: 1, records: 2, rate: RATE, durationMs: 1000, maxOutstanding: 512, pasid: 1 })).generated;
@@ -81,12 +99,15 @@ const load = (async () => {
 
 /**
  * Signals the running relay, after waiting for the keeper to start one (a
- * pid of 0 would signal this process's group). A killed or vanished
+ * pid of 0 would signal this process's group); at most two relays in a
+ * row are hit before they are ready (the keeper gives up on a relay that
+ * keeps dying in its start-up, as it should). A killed or vanished
  * relay's pid is cleared; the keeper's next "relay started" line sets the
  * new one. Returns the pid signalled, 0 if that relay had exited by then.
  */
 async function signalRelay(signal: NodeJS.Signals): Promise<number> {
-  while (!relayPid) await sleep(20);
+  while (!relayPid || (!relayReady && unreadyKills >= 2)) await sleep(20);
+  unreadyKills = relayReady ? 0 : unreadyKills + 1;
   const pid = relayPid;
   try {
     process.kill(pid, signal);
@@ -139,7 +160,7 @@ while ((stats.outstanding > 0 || stats.queued > 0) && Date.now() < settleBy) {
   stats = await emulator.stats();
 }
 keeper.kill("SIGTERM");
-await new Promise((r) => keeper.once("exit", r));
+if (!keeperExited) await new Promise((r) => keeper.once("exit", r));
 agent!.kill("SIGTERM");
 const final = await emulator.quit();
 await emulator.close();

@@ -19,6 +19,7 @@ import { reloadDeviceMap } from "../relay/config-reload.js";
 import { serveKeeperChannel } from "../relay/handoff/keeper-link.js";
 import { checkIommuDevice, StartupError } from "../relay/startup-error.js";
 import { SOFTWARE, VERSION } from "../relay/version.js";
+import { failpoint } from "../kernel/failpoint.js";
 
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === "print-qemu-args") {
@@ -82,7 +83,7 @@ async function main(argv: string[]): Promise<number> {
   notifyServiceManager("READY=1", log);
   // Under a keeper: tell it this relay started (a relay that exits before this, again and again, cannot start).
   if (process.send) {
-    process.send({ ready: true });
+    process.send({ ready: true }, () => failpoint("relay-after-ready"));
     process.channel?.unref();
   }
 

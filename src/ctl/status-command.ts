@@ -12,11 +12,12 @@ export function statusText(s: RelayStatus): string {
   const dropped = Object.entries(c.dropped).map(([r, n]) => `${r} ${n}`).join(", ");
   const session = s.session.state === "up"
     ? `up, session ${s.session.epoch} with ${s.session.agent}, credit window ${s.creditWindow}`
-    : `${s.session.state}${s.session.lastDownReason ? ` (last session ended: ${s.session.lastDownReason})` : " (no agent has connected yet)"}`;
+    : `${s.session.state}${s.session.lastDownReason ? ` (last session ended: ${s.session.lastDownReason})` : s.session.lastAgentRefusal ? "" : " (no agent has connected yet)"}`;
   const lines = [
     `relay        ${s.software}, pid ${s.pid}, up ${s.uptimeS} s, ${s.viommu}`,
     `sources      ${s.sources.join(", ")}${s.inject.synthetic || s.inject.emulator ? `  (inject: ${[s.inject.synthetic ? "synthetic" : "", s.inject.emulator ? "emulator" : ""].filter(Boolean).join(", ")})` : ""}`,
     `session      ${session}; ${s.session.up} up, ${s.session.down} down so far`,
+    ...(s.session.state !== "up" && s.session.lastAgentRefusal ? [`             the agent refused the offer (${s.session.agentRefusals} times so far), last: ${s.session.lastAgentRefusal.reason}`] : []),
     ...(s.session.flapping ? [`             FLAPPING: agent connections keep taking the session from each other (${s.session.takeovers} takeovers): are two agents using this socket?`] : []),
     `in flight    ${s.inFlight} groups (${s.queued} waiting for credit)`,
     `groups       ${c.groups} read from ${c.records} records, ${c.sent} sent to the agent`,

@@ -1,9 +1,10 @@
-// The libc calls the kernel layer needs, through ffi-rs. Every call is
+// The libc calls the kernel layer needs, through ffi-rs but for read and
+// write (Node's fs: below). Every call is
 // synchronous on the calling thread (never runInNewThread: ffi-rs lets a
 // Buffer be garbage-collected while such a call runs), so only the pump's
 // worker thread may make a call that blocks (poll). Buffers are passed as
 // U8Array, which ffi-rs hands to C as the Buffer's own memory, so out-structs
-// and read() data land in them without a copy.
+// and poll()'s revents land in them without a copy.
 //
 // Two shapes of wrapper:
 // - setup calls (open, eventfd, socketpair, socket, fcntl, dup, close, ioctl) throw a
@@ -14,7 +15,15 @@
 // errno is captured by ffi-rs right after the call (errno: true) and looked at
 // only when the call returned -1.
 //
+// read and write go through Node's own fs.readSync/fs.writeSync, which work
+// on any fd: a call through ffi-rs costs several times the system call
+// itself (the bench's profile section measures both). Node reports a failure
+// as an exception, which costs more than a call, but on the data path a
+// failure is rare: the fault fd is read after poll() said it is readable,
+// and the kernel's read returns 0 when empty.
+//
 // Constants are the Linux generic values, the same on x86-64 and arm64.
+import { readSync, writeSync } from "node:fs";
 import { DataType, load, open as ffiOpen } from "ffi-rs";
 import { SyscallError } from "./errno.js";
 
@@ -134,14 +143,29 @@ export function unmountLazily(path: string): void {
   call("umount2", DataType.I32, [DataType.String, DataType.I32], [path, MNT_DETACH]);
 }
 
+/** -errno of a failed fs call (libuv reports errno negated), for the data path's "result or -errno" shape. */
+function negErrno(err: unknown): number {
+  const errno = (err as NodeJS.ErrnoException).errno;
+  if (typeof errno !== "number") throw err;
+  return errno;
+}
+
 /** read(2) into buf[0, length): bytes read, or -errno. */
 export function read(fd: number, buf: Buffer, length: number): number {
-  return rawResult(call("read", DataType.I64, [DataType.I32, DataType.U8Array, DataType.U64], [fd, buf, length]));
+  try {
+    return readSync(fd, buf, 0, length, null);
+  } catch (err) {
+    return negErrno(err);
+  }
 }
 
 /** write(2) of buf[0, length): bytes written, or -errno. */
 export function write(fd: number, buf: Buffer, length: number): number {
-  return rawResult(call("write", DataType.I64, [DataType.I32, DataType.U8Array, DataType.U64], [fd, buf, length]));
+  try {
+    return writeSync(fd, buf, 0, length);
+  } catch (err) {
+    return negErrno(err);
+  }
 }
 
 /** poll(2) over nfds struct pollfd in fds: the number ready, 0 on timeout, or -errno. Blocks: worker thread only. */

@@ -3,7 +3,7 @@
 // flags: bits 0-1 version, bit 2 REPLY, bit 3 NEED_REPLY, bit 4 ERROR;
 // every other bit is reserved and must be zero.
 import { LinkError, LinkErrorCode } from "./link-error.js";
-import { isRequestCode, requestCodeName } from "./request-code.js";
+import { isRequestCode, RequestCode, requestCodeName } from "./request-code.js";
 
 export const HEADER_SIZE = 16;
 export const PROTOCOL_VERSION = 1;
@@ -19,6 +19,24 @@ export const Flag = {
 } as const;
 
 const KNOWN_FLAGS = Flag.VERSION_MASK | Flag.REPLY | Flag.NEED_REPLY | Flag.ERROR;
+
+/**
+ * The flags a frame of this code may carry besides the version. Only HELLO,
+ * HEARTBEAT and GOODBYE have replies, and only a HELLO's reply can be an
+ * error: any other request is processed without a word back, so asking for
+ * a reply, or sending one, means nothing.
+ */
+export function allowedFlags(code: RequestCode): number {
+  switch (code) {
+    case RequestCode.HELLO:
+      return Flag.REPLY | Flag.NEED_REPLY | Flag.ERROR;
+    case RequestCode.HEARTBEAT:
+    case RequestCode.GOODBYE:
+      return Flag.REPLY | Flag.NEED_REPLY;
+    default:
+      return 0;
+  }
+}
 
 export interface FrameHeader {
   code: number;
@@ -66,7 +84,17 @@ export function validateHeader(h: FrameHeader, maxPayload: number): void {
   if (!isRequestCode(h.code)) {
     throw new LinkError(LinkErrorCode.UNKNOWN_CODE, `request code ${h.code} (0x${(h.code >>> 0).toString(16)}) is not a guest link request`);
   }
+  const notAllowed = h.flags & ~Flag.VERSION_MASK & ~allowedFlags(h.code);
+  if (notAllowed !== 0) {
+    throw new LinkError(LinkErrorCode.BAD_FLAGS, `${requestCodeName(h.code)} with flags 0x${(h.flags >>> 0).toString(16)}: ${flagNames(notAllowed)} not allowed on it (only HELLO, HEARTBEAT and GOODBYE have replies, and only a HELLO's reply an ERROR)`);
+  }
   if (h.size > maxPayload) {
     throw new LinkError(LinkErrorCode.PAYLOAD_TOO_LARGE, `${requestCodeName(h.code)} payload of ${h.size} bytes, the limit is ${maxPayload}`);
   }
+}
+
+const FLAG_NAMES: [string, number][] = [["REPLY", Flag.REPLY], ["NEED_REPLY", Flag.NEED_REPLY], ["ERROR", Flag.ERROR]];
+
+function flagNames(flags: number): string {
+  return FLAG_NAMES.filter(([, bit]) => (flags & bit) !== 0).map(([name]) => name).join("+");
 }

@@ -5,15 +5,14 @@
 import { Flag } from "./frame-header.js";
 import { LinkError, LinkErrorCode } from "./link-error.js";
 import { LinkPeer } from "./link-peer.js";
-import { Inbound, pb, WireEndpoint, WireHello, WirePageRequest, WirePageResponse, WireWelcome } from "./messages.js";
+import { encodePageResponsesFrame, FrameWriter, PageRequestColumns, responseEntrySize } from "./hot-codec.js";
+import { Inbound, pb, WireEndpoint, WireHello, WireWelcome } from "./messages.js";
 import { Agreement, HANDSHAKE_MAX_PAYLOAD, answerOffer, Capabilities, checkCapabilities, OUR_CAPABILITIES } from "./negotiation.js";
 import { RequestCode } from "./request-code.js";
 import { DEFAULT_RESYNC_TIMERS, ResyncTimers } from "./resync.js";
 import { ByteStream } from "./transport/byte-stream.js";
 import { iopf } from "../gen/guest_link.js";
 
-
-type IPageResponse = iopf.link.v1.IPageResponse;
 
 export interface GuestSession {
   epoch: number;
@@ -26,8 +25,8 @@ export interface GuestSession {
 /** What the agent does with the link's events. */
 export interface GuestLinkHandler {
   sessionUp(session: GuestSession): void;
-  /** Every request must be answered once with sendResponses, unless cancelled. */
-  pageRequests(requests: WirePageRequest[]): void;
+  /** Every request must be answered once with sendResponses, unless cancelled. The columns are read in the call or copied. */
+  pageRequests(requests: PageRequestColumns): void;
   cancels(tags: number[], reason: iopf.link.v1.CancelReason): void;
   sessionDown(reason: string): void;
   /** A HELLO was refused; the text names both sides' values. */
@@ -46,6 +45,8 @@ export class GuestLink extends LinkPeer {
   /** Tags received and neither answered nor cancelled, in this session. */
   private readonly held = new Set<number>();
   private readonly capabilities: Capabilities;
+  /** Page response frames are encoded here, then copied out: one buffer for the link's life. */
+  private readonly frames = new FrameWriter();
 
   constructor(
     stream: ByteStream,
@@ -66,16 +67,30 @@ export class GuestLink extends LinkPeer {
   }
 
   /**
-   * Answers held tags. Answers for tags not held (cancelled, or from a
-   * session that ended) are dropped: the host no longer waits for them.
-   * Returns how many answers were sent.
+   * Answers held tags: tags[i] with codes[i]. Answers for tags not held
+   * (cancelled, or from a session that ended) are dropped: the host no
+   * longer waits for them. Returns how many answers were sent.
    */
-  sendResponses(responses: IPageResponse[]): number {
+  sendResponses(tags: readonly number[], codes: readonly number[]): number {
     const session = this.session;
     if (!session) return 0;
-    const live = responses.filter((r) => this.held.delete(r.tag ?? 0));
-    this.sendBatched(RequestCode.PAGE_RESPONSES, pb.PageResponseBatch, live, session.agreement.limits, (batch) => ({ responses: batch }));
-    return live.length;
+    let liveTags = tags, liveCodes = codes;
+    for (let i = 0; i < tags.length; i++) {
+      if (this.held.delete(tags[i]!)) continue;
+      // Rare: some are not held any more; keep the ones that are (this loop deletes them from held).
+      const keptTags = tags.slice(0, i), keptCodes = codes.slice(0, i);
+      for (let j = i + 1; j < tags.length; j++) {
+        if (!this.held.delete(tags[j]!)) continue;
+        keptTags.push(tags[j]!);
+        keptCodes.push(codes[j]!);
+      }
+      liveTags = keptTags;
+      liveCodes = keptCodes;
+      break;
+    }
+    this.sendPacked(liveTags.length, (i) => responseEntrySize(liveTags[i]!, liveCodes[i]!), session.agreement.limits,
+      (from, to, bytes) => encodePageResponsesFrame(this.frames, RequestCode.PAGE_RESPONSES, this.channel.newRequestId(), liveTags, liveCodes, from, to, bytes));
+    return liveTags.length;
   }
 
   /** Sets the number of groups the agent will hold (the credit window). */
@@ -102,16 +117,14 @@ export class GuestLink extends LinkPeer {
         this.onHello(msg.id, msg.body);
         return;
       case "page-requests":
-        this.onPageRequests(msg.body.requests, msg);
+        this.onPageRequests(msg.body);
         return;
       case "page-cancels": {
         if (!this.requireSession(msg.kind)) return;
         const tags = msg.body.tags.filter((t) => this.held.delete(t));
-        this.replyAck(msg, RequestCode.PAGE_CANCELS);
         if (tags.length > 0) this.handler.cancels(tags, msg.body.reason);
         return;
       }
-      case "ack":
       case "error-reply":
         return;
       case "welcome":
@@ -147,7 +160,7 @@ export class GuestLink extends LinkPeer {
       agreement = answerOffer({ versionMin: hello.versionMin, versionMax: hello.versionMax, features: hello.features, limits: hello.limits }, this.capabilities);
     } catch (err) {
       const e = err as LinkError;
-      this.channel.send(RequestCode.HELLO, Flag.REPLY | Flag.ERROR, id, pb.Error, { code: e.code, message: e.message });
+      this.channel.send(RequestCode.HELLO, Flag.REPLY | Flag.ERROR, id, pb.Error, { code: e.code, message: e.detail });
       this.handler.handshakeRefused(e.message);
       return;
     }
@@ -165,26 +178,26 @@ export class GuestLink extends LinkPeer {
     this.handler.sessionUp(this.session);
   }
 
-  private onPageRequests(requests: WirePageRequest[], msg: { id: number; needReply: boolean }): void {
+  private onPageRequests(requests: PageRequestColumns): void {
     const session = this.requireSession("page-requests");
     if (!session) return;
     const { maxBatch, maxInFlight } = session.agreement.limits;
-    if (requests.length > maxBatch) {
-      this.fail(new LinkError(LinkErrorCode.BATCH_TOO_LARGE, `${requests.length} page requests in one frame, max_batch is ${maxBatch}`));
+    if (requests.count > maxBatch) {
+      this.fail(new LinkError(LinkErrorCode.BATCH_TOO_LARGE, `${requests.count} page requests in one frame, max_batch is ${maxBatch}`));
       return;
     }
-    for (const r of requests) {
-      if (this.held.has(r.tag)) {
-        this.fail(new LinkError(LinkErrorCode.UNEXPECTED_MESSAGE, `tag ${r.tag} sent again while the agent still holds it`));
+    for (let i = 0; i < requests.count; i++) {
+      const tag = requests.tag(i);
+      if (this.held.has(tag)) {
+        this.fail(new LinkError(LinkErrorCode.UNEXPECTED_MESSAGE, `tag ${tag} sent again while the agent still holds it`));
         return;
       }
       if (this.held.size >= maxInFlight) {
         this.fail(new LinkError(LinkErrorCode.CREDIT_EXCEEDED, `more than max_in_flight ${maxInFlight} groups held`));
         return;
       }
-      this.held.add(r.tag);
+      this.held.add(tag);
     }
-    this.replyAck(msg, RequestCode.PAGE_REQUESTS);
     this.handler.pageRequests(requests);
   }
 

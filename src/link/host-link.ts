@@ -3,9 +3,10 @@
 // the agent, it sends HELLO; the agent's Welcome may only narrow the offer.
 // The agent is untrusted: anything it may not send ends the session.
 import { Flag } from "./frame-header.js";
+import { batchEntrySize, encodePageRequestsFrame, FrameWriter, PageResponseColumns, pageRequestSize } from "./hot-codec.js";
 import { LinkError, LinkErrorCode, linkErrorName } from "./link-error.js";
-import { BatchOutcome, GoodbyeReason, LinkPeer, SessionEndCause } from "./link-peer.js";
-import { Inbound, pb, WirePageResponse, WireWelcome } from "./messages.js";
+import { BatchOutcome, GoodbyeReason, LinkPeer, PEER_MESSAGE_CHARS, SessionEndCause } from "./link-peer.js";
+import { Inbound, pb, WireWelcome } from "./messages.js";
 import { peerText } from "./peer-text.js";
 import { Agreement, HANDSHAKE_MAX_PAYLOAD, Capabilities, checkAnswer, checkCapabilities, OUR_CAPABILITIES } from "./negotiation.js";
 import { RequestCode } from "./request-code.js";
@@ -26,10 +27,17 @@ export interface HostSession {
 /** What the relay does with the link's events (the link only speaks the protocol). */
 export interface HostLinkHandler {
   sessionUp(session: HostSession): void;
-  pageResponses(epoch: number, responses: WirePageResponse[]): void;
+  /** The agent's answers, by index: tags[i] answered codes[i]. */
+  pageResponses(epoch: number, responses: PageResponseColumns): void;
   /** The agent's new credit window, already clamped to the agreed max_in_flight. */
   credit(epoch: number, window: number): void;
   sessionDown(epoch: number, reason: string, cause: SessionEndCause): void;
+  /**
+   * The agent answered HELLO with an ERROR: it refused the offer. No session
+   * came up; the link waits for the agent's next new SYNC. `reason` is the
+   * agent's code and message, bounded and escaped.
+   */
+  refused(code: iopf.link.v1.ErrorCode, reason: string): void;
   /** The stream drained after a send returned false. */
   writable(): void;
   closed(err?: Error): void;
@@ -62,6 +70,8 @@ export class HostLink extends LinkPeer {
   private session: HostSession | null = null;
   private handshakeTimer: NodeJS.Timeout | null = null;
   private readonly capabilities: Capabilities;
+  /** Page request frames are encoded here, then copied out: one buffer for the link's life. */
+  private readonly frames = new FrameWriter();
 
   constructor(
     stream: ByteStream,
@@ -99,7 +109,10 @@ export class HostLink extends LinkPeer {
    */
   sendPageRequests(requests: IPageRequest[]): BatchOutcome<IPageRequest> {
     const { limits } = this.requireSession("send page requests").agreement;
-    return this.sendBatched(RequestCode.PAGE_REQUESTS, pb.PageRequestBatch, requests, limits, (batch) => ({ requests: batch }));
+    const sizes = requests.map(pageRequestSize);
+    const { writable, tooLarge } = this.sendPacked(requests.length, (i) => batchEntrySize(sizes[i]!), limits,
+      (from, to, bytes) => encodePageRequestsFrame(this.frames, RequestCode.PAGE_REQUESTS, this.channel.newRequestId(), requests, sizes, from, to, bytes));
+    return { writable, tooLarge: tooLarge.map((i) => requests[i]!) };
   }
 
   /** Tells the agent the host answered these tags itself (needs FEATURE_CANCELS). */
@@ -130,18 +143,16 @@ export class HostLink extends LinkPeer {
         if (msg.code === RequestCode.HELLO && msg.id === this.helloId && this.state === "hello-sent") {
           // The agent refused the offer: retrying the same offer cannot succeed,
           // so stay idle until the agent resyncs (a restart or a new config).
-          this.endSession(`agent refused the handshake: ${linkErrorName(msg.body.code)}: ${peerText(msg.body.message, 200)}`, "refused");
+          this.idle();
+          this.handler.refused(msg.body.code, `${linkErrorName(msg.body.code)}: ${peerText(msg.body.message, PEER_MESSAGE_CHARS)}`);
         }
         return;
-      case "ack":
-        return;
       case "page-responses":
-        this.onPageResponses(msg.body.responses, msg);
+        this.onPageResponses(msg.body);
         return;
       case "credit": {
         const session = this.requireEstablished(msg.kind);
         if (!session) return;
-        this.replyAck(msg, RequestCode.CREDIT);
         this.handler.credit(session.epoch, Math.min(msg.body.window, session.agreement.limits.maxInFlight));
         return;
       }
@@ -154,14 +165,19 @@ export class HostLink extends LinkPeer {
   }
 
   protected endSession(reason: string, cause: SessionEndCause): void {
-    this.clearHandshakeTimer();
     const wasUp = this.session;
+    this.idle();
+    if (wasUp) this.handler.sessionDown(wasUp.epoch, reason, cause);
+  }
+
+  /** No session, none being negotiated. */
+  private idle(): void {
+    this.clearHandshakeTimer();
     this.session = null;
     this.liveness.stop();
     this.state = "no-session";
     // Until the next handshake agrees on one, the handshake's limit applies again.
     this.channel.setMaxPayload(HANDSHAKE_MAX_PAYLOAD);
-    if (wasUp) this.handler.sessionDown(wasUp.epoch, reason, cause);
   }
 
   protected onDrain(): void {
@@ -216,14 +232,13 @@ export class HostLink extends LinkPeer {
     this.handler.sessionUp(this.session);
   }
 
-  private onPageResponses(responses: WirePageResponse[], msg: { id: number; needReply: boolean }): void {
+  private onPageResponses(responses: PageResponseColumns): void {
     const session = this.requireEstablished("page-responses");
     if (!session) return;
-    if (responses.length > session.agreement.limits.maxBatch) {
-      this.fail(new LinkError(LinkErrorCode.BATCH_TOO_LARGE, `${responses.length} page responses in one frame, max_batch is ${session.agreement.limits.maxBatch}`));
+    if (responses.count > session.agreement.limits.maxBatch) {
+      this.fail(new LinkError(LinkErrorCode.BATCH_TOO_LARGE, `${responses.count} page responses in one frame, max_batch is ${session.agreement.limits.maxBatch}`));
       return;
     }
-    this.replyAck(msg, RequestCode.PAGE_RESPONSES);
     this.handler.pageResponses(session.epoch, responses);
   }
 

@@ -6,7 +6,7 @@ import { FrameChannel } from "./frame-channel.js";
 import { Flag, HEADER_SIZE } from "./frame-header.js";
 import { LinkError, LinkErrorCode, linkErrorName } from "./link-error.js";
 import { Liveness } from "./liveness.js";
-import { EmptyBody, Inbound, pb } from "./messages.js";
+import { Inbound, pb } from "./messages.js";
 import { RequestCode } from "./request-code.js";
 import { DEFAULT_RESYNC_TIMERS, Resync, ResyncTimers } from "./resync.js";
 import { buildFrame, type Encodable } from "./frame-sender.js";
@@ -16,12 +16,17 @@ import { ByteStream } from "./transport/byte-stream.js";
 import { iopf } from "../gen/guest_link.js";
 
 /** The most of a peer's ERROR or GOODBYE message kept in a session's end reason. */
-const PEER_MESSAGE_CHARS = 200;
+export const PEER_MESSAGE_CHARS = 200;
 
 export type GoodbyeReason = iopf.link.v1.GoodbyeReason;
 
+/** A goodbye reason's name; a peer may send one this side does not know, shown by number. */
+function goodbyeName(reason: number): string {
+  return reason !== 0 && pb.GoodbyeReason[reason] !== undefined ? pb.GoodbyeReason[reason]! : `GOODBYE_REASON(${reason})`;
+}
+
 /** Why a session ended, as a category an operator can count and alert on (the reason text says more). */
-export const SESSION_END_CAUSES = ["goodbye-received", "goodbye-sent", "peer-error", "protocol-error", "new-sync", "hangup", "closed", "refused"] as const;
+export const SESSION_END_CAUSES = ["goodbye-received", "goodbye-sent", "peer-error", "protocol-error", "new-sync", "hangup", "closed"] as const;
 export type SessionEndCause = (typeof SESSION_END_CAUSES)[number];
 
 export interface BatchOutcome<T> {
@@ -101,7 +106,7 @@ export abstract class LinkPeer {
   /** Ends the session on a protocol error: tells the peer why, then resyncs. */
   protected fail(err: LinkError): void {
     if (this.stopped) return;
-    this.channel.send(RequestCode.ERROR, 0, this.channel.newRequestId(), pb.Error, { code: err.code, message: err.message });
+    this.channel.send(RequestCode.ERROR, 0, this.channel.newRequestId(), pb.Error, { code: err.code, message: err.detail });
     this.endSession(err.message, "protocol-error");
     this.resync.start();
   }
@@ -121,6 +126,40 @@ export abstract class LinkPeer {
     return outcome;
   }
 
+  /**
+   * Sends items [0, count) in order, packed into frames of at most maxBatch
+   * items and maxPayload bytes: entryBytes(i) is what item i adds to a
+   * payload, frame(from, to, payloadBytes) builds the frame of items
+   * [from, to). An item over maxPayload alone is not sent; its index is
+   * returned, for the caller to settle another way.
+   */
+  protected sendPacked(count: number, entryBytes: (i: number) => number, limits: { maxBatch: number; maxPayload: number },
+    frame: (from: number, to: number, payloadBytes: number) => Buffer): { writable: boolean; tooLarge: number[] } {
+    const out = { writable: true, tooLarge: [] as number[] };
+    let from = 0, bytes = 0;
+    const flush = (to: number): void => {
+      if (to > from) out.writable = this.channel.write(frame(from, to, bytes));
+    };
+    for (let i = 0; i < count; i++) {
+      const n = entryBytes(i);
+      if (n > limits.maxPayload) {
+        flush(i);
+        out.tooLarge.push(i);
+        from = i + 1;
+        bytes = 0;
+        continue;
+      }
+      if (i - from >= limits.maxBatch || bytes + n > limits.maxPayload) {
+        flush(i);
+        from = i;
+        bytes = 0;
+      }
+      bytes += n;
+    }
+    flush(count);
+    return out;
+  }
+
   private sendFitting<T, B>(code: number, type: Encodable<B>, batch: T[], maxPayload: number, body: (batch: T[]) => B, outcome: BatchOutcome<T>): void {
     const frame = buildFrame(code, 0, this.channel.newRequestId(), type, body(batch));
     if (frame.length - HEADER_SIZE <= maxPayload) {
@@ -134,10 +173,6 @@ export abstract class LinkPeer {
     const half = batch.length >> 1;
     this.sendFitting(code, type, batch.slice(0, half), maxPayload, body, outcome);
     this.sendFitting(code, type, batch.slice(half), maxPayload, body, outcome);
-  }
-
-  protected replyAck(msg: { id: number; needReply: boolean }, code: number): void {
-    if (msg.needReply) this.channel.send(code, Flag.REPLY, msg.id, EmptyBody, {});
   }
 
   protected abstract sessionActive(): boolean;
@@ -168,7 +203,7 @@ export abstract class LinkPeer {
         if (msg.reply) return;
         this.peerGoodbye = msg.body.reason;
         if (msg.needReply) this.channel.send(RequestCode.GOODBYE, Flag.REPLY, msg.id, pb.Goodbye, {});
-        this.endSession(`${this.peerName} said goodbye: ${msg.body.message ? peerText(msg.body.message, PEER_MESSAGE_CHARS) : "no reason given"}`, "goodbye-received");
+        this.endSession(`${this.peerName} said goodbye (${goodbyeName(msg.body.reason)}): ${msg.body.message ? peerText(msg.body.message, PEER_MESSAGE_CHARS) : "no message"}`, "goodbye-received");
         return;
       default:
         this.onSessionMessage(msg);

@@ -2,8 +2,8 @@
 // code, and whether it is a reply or an error reply. One place maps frames
 // to protobuf types, in both directions.
 import { iopf } from "../gen/guest_link.js";
-import protobuf from "./protobuf-runtime.js";
 import { Flag, FrameHeader } from "./frame-header.js";
+import { decodePageRequests, decodePageResponses, PageRequestColumns, PageResponseColumns } from "./hot-codec.js";
 import { LinkError, LinkErrorCode } from "./link-error.js";
 import { RequestCode, requestCodeName } from "./request-code.js";
 
@@ -59,7 +59,8 @@ export interface WirePageResponse {
   code: iopf.link.v1.ResponseCode;
 }
 export interface WireError {
-  code: number;
+  /** Open, as every proto3 enum: a peer may send a code this side does not know. */
+  code: iopf.link.v1.ErrorCode;
   message: string;
 }
 export interface WireGoodbye {
@@ -67,29 +68,23 @@ export interface WireGoodbye {
   message: string;
 }
 
-/** A decoded inbound frame. `reply` frames answer the request with the same id. */
+/**
+ * A decoded inbound frame. `reply` frames answer the request with the same
+ * id; only HELLO, HEARTBEAT and GOODBYE have replies (validateHeader).
+ */
 export type Inbound =
   | { kind: "hello"; id: number; needReply: boolean; body: WireHello }
   | { kind: "welcome"; id: number; body: WireWelcome }
   | { kind: "error-reply"; code: number; id: number; body: WireError }
-  | { kind: "page-requests"; id: number; needReply: boolean; body: { requests: WirePageRequest[] } }
-  | { kind: "page-responses"; id: number; needReply: boolean; body: { responses: WirePageResponse[] } }
-  | { kind: "credit"; id: number; needReply: boolean; body: { window: number } }
-  | { kind: "page-cancels"; id: number; needReply: boolean; body: { tags: number[]; reason: iopf.link.v1.CancelReason } }
+  | { kind: "page-requests"; id: number; body: PageRequestColumns }
+  | { kind: "page-responses"; id: number; body: PageResponseColumns }
+  | { kind: "credit"; id: number; body: { window: number } }
+  | { kind: "page-cancels"; id: number; body: { tags: number[]; reason: iopf.link.v1.CancelReason } }
   | { kind: "heartbeat"; id: number; needReply: boolean; reply: boolean; body: { sentUs: number } }
   | { kind: "error"; id: number; body: WireError }
-  | { kind: "goodbye"; id: number; needReply: boolean; reply: boolean; body: WireGoodbye }
-  /** A reply acknowledging a NEED_REPLY request whose code has no reply message of its own. */
-  | { kind: "ack"; code: number; id: number };
+  | { kind: "goodbye"; id: number; needReply: boolean; reply: boolean; body: WireGoodbye };
 
 const NO_LIMITS: WireLimits = Object.freeze({ maxPayload: 0, maxBatch: 0, maxInFlight: 0, heartbeatMs: 0 });
-
-/** An empty payload: the body of a plain acknowledgement. */
-export const EmptyBody = {
-  encode(_body: object, writer?: protobuf.Writer): protobuf.Writer {
-    return writer ?? protobuf.Writer.create();
-  },
-};
 
 interface Decoder<T> {
   decode(reader: Uint8Array): T;
@@ -127,21 +122,15 @@ export function decodeFrame(header: FrameHeader, payload: Buffer): Inbound {
     case RequestCode.GOODBYE:
       return { kind: "goodbye", id, needReply, reply, body: decode(pb.Goodbye, header, payload) };
   }
-  if (reply) {
-    if (payload.length !== 0) {
-      throw new LinkError(LinkErrorCode.MALFORMED_PAYLOAD, `a reply to ${requestCodeName(header.code)} carries ${payload.length} payload bytes, expected none`);
-    }
-    return { kind: "ack", code: header.code, id };
-  }
   switch (header.code) {
     case RequestCode.PAGE_REQUESTS:
-      return { kind: "page-requests", id, needReply, body: decode(pb.PageRequestBatch, header, payload) };
+      return { kind: "page-requests", id, body: decode({ decode: decodePageRequests }, header, payload) };
     case RequestCode.PAGE_RESPONSES:
-      return { kind: "page-responses", id, needReply, body: decode(pb.PageResponseBatch, header, payload) };
+      return { kind: "page-responses", id, body: decode({ decode: decodePageResponses }, header, payload) };
     case RequestCode.CREDIT:
-      return { kind: "credit", id, needReply, body: decode(pb.CreditGrant, header, payload) };
+      return { kind: "credit", id, body: decode(pb.CreditGrant, header, payload) };
     case RequestCode.PAGE_CANCELS:
-      return { kind: "page-cancels", id, needReply, body: decode(pb.PageCancelBatch, header, payload) };
+      return { kind: "page-cancels", id, body: decode(pb.PageCancelBatch, header, payload) };
     case RequestCode.ERROR:
       return { kind: "error", id, body: decode(pb.Error, header, payload) };
   }

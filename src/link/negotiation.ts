@@ -4,16 +4,14 @@
 import { LinkError, LinkErrorCode } from "./link-error.js";
 import { PROTOCOL_VERSION } from "./frame-header.js";
 
-/** Feature bits (bits 32-63 are reserved and must be zero in version 1). */
+/** Feature bits (bit 2 and bits 32-63 are reserved and must be zero in version 1). */
 export const Feature = {
   /** Page requests carry each page's record in the vIOMMU model's own layout. */
   RAW_RECORDS: 1 << 0,
   /** The host tells the guest about groups it answered itself (PAGE_CANCELS). */
   CANCELS: 1 << 1,
-  /** Any request may carry NEED_REPLY and gets an empty reply once processed. */
-  REPLY_ACK: 1 << 2,
 } as const;
-export const ALL_FEATURES = Feature.RAW_RECORDS | Feature.CANCELS | Feature.REPLY_ACK;
+export const ALL_FEATURES = Feature.RAW_RECORDS | Feature.CANCELS;
 
 export interface LinkLimits {
   maxPayload: number;

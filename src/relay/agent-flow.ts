@@ -13,8 +13,9 @@
 import { randomInt } from "node:crypto";
 import { Ledger, LedgerEntry } from "../fault/ledger.js";
 import { HostLink, HostLinkOptions, HostSession } from "../link/host-link.js";
+import { PageResponseColumns } from "../link/hot-codec.js";
 import { SESSION_END_CAUSES, SessionEndCause } from "../link/link-peer.js";
-import { pb, WirePageResponse } from "../link/messages.js";
+import { pb } from "../link/messages.js";
 import { Feature } from "../link/negotiation.js";
 import { ByteStream } from "../link/transport/byte-stream.js";
 import { iopf } from "../gen/guest_link.js";
@@ -41,13 +42,17 @@ export type FlowEvent =
   | { kind: "credit"; window: number }
   | { kind: "agent-absent"; graceMs: number }
   | { kind: "connection-refused"; from: string; candidates: number }
+  /** An agent answered HELLO with an ERROR; reason: its code and message, bounded and escaped. */
+  | { kind: "agent-refused"; from: string; code: iopf.link.v1.ErrorCode; reason: string }
   | { kind: "candidate-failed"; from: string; reason: string };
 
 export interface AgentFlowHost<D> {
+  /** Answers by deadline every group whose deadline is at or before nowMs (called before sending: no group goes out with no time left). */
+  expireDue(nowMs: number): void;
   /** The page request the guest sees for a queued group. */
   request(entry: LedgerEntry<D>, budgetUs: number, raw: boolean): iopf.link.v1.IPageRequest;
   /** The agent's answers of the session in epoch. */
-  responses(epoch: number, responses: WirePageResponse[]): void;
+  responses(epoch: number, responses: PageResponseColumns): void;
   /** Groups went to the agent. */
   sent(count: number, epoch: number): void;
   /** Groups too large for one frame of the agreed max_payload: the agent can never receive them. */
@@ -129,6 +134,7 @@ export class AgentFlow<D> {
         this.schedule();
       },
       sessionDown: (epoch, reason, cause) => this.onSessionDown(link, epoch, reason, cause),
+      refused: (code, reason) => this.host.event({ kind: "agent-refused", from: stream.description, code, reason }),
       writable: () => {
         if (link !== this.current) return;
         this.writable = true;
@@ -247,13 +253,16 @@ export class AgentFlow<D> {
     const link = this.current;
     const session = this.session;
     if (!link || !session || !this.writable) return;
+    if (this.window - this.ledger.sent - this.ledger.owedCount <= 0 || this.ledger.queued === 0) return;
+    // A deadline can pass before its timer runs (the loop was busy): such a group is answered now, not sent with nothing left of its budget.
+    const now = performance.now();
+    this.host.expireDue(now);
     const room = this.window - this.ledger.sent - this.ledger.owedCount;
-    if (room <= 0 || this.ledger.queued === 0) return;
-    const entries = this.ledger.takeForSending(room, session.epoch);
+    const entries = room > 0 ? this.ledger.takeForSending(room, session.epoch) : [];
     if (entries.length === 0) return;
     const raw = (session.agreement.features & Feature.RAW_RECORDS) !== 0;
-    const now = performance.now();
-    const requests = entries.map((e) => this.host.request(e, Math.max(0, Math.round((e.deadlineMs - now) * 1000)), raw));
+    // Every deadline left is after now, so each budget is at least 1 us: budget_us 0 means "not stated" (docs/protocol.md 4.1).
+    const requests = entries.map((e) => this.host.request(e, Math.ceil((e.deadlineMs - now) * 1000), raw));
     const { writable, tooLarge } = link.sendPageRequests(requests);
     this.writable = writable;
     this.host.sent(requests.length - tooLarge.length, session.epoch);

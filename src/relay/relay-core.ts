@@ -9,7 +9,9 @@ import { FaultRecord, FaultSource } from "../fault/fault-source.js";
 import { GroupAssembler } from "../fault/group-assembler.js";
 import { DEFAULT_LEDGER_LIMITS, Ledger, LedgerEntry, LedgerLimits, Route } from "../fault/ledger.js";
 import { HostLinkOptions, HostSession } from "../link/host-link.js";
-import { pb, WirePageResponse } from "../link/messages.js";
+import { PageResponseColumns } from "../link/hot-codec.js";
+import { isLinkErrorCode, linkErrorName } from "../link/link-error.js";
+import { pb } from "../link/messages.js";
 import { ByteStream } from "../link/transport/byte-stream.js";
 import { iopf } from "../gen/guest_link.js";
 import { linkToKernel } from "../viommu/response-code.js";
@@ -98,7 +100,7 @@ export class RelayCore<D> {
   private readonly maxHeld: number;
   private readonly readAhead: number;
   /** Lines a guest or a peer can trigger at its own pace: written at most once a second per cause. */
-  private readonly lines: Record<"refused" | "handshakeFailed" | "sessionUp" | "sessionDown" | "flapping" | "windowOverHeld", RateLimitedLog>;
+  private readonly lines: Record<"refused" | "handshakeFailed" | "agentRefused" | "sessionUp" | "sessionDown" | "flapping" | "windowOverHeld", RateLimitedLog>;
   private deadlineTimer: NodeJS.Timeout | null = null;
   private deadlineArmedFor = Infinity;
   private stopping = false;
@@ -114,6 +116,7 @@ export class RelayCore<D> {
     this.lines = {
       refused: new RateLimitedLog(warn, "an agent connection still shaking hands was closed: too many connections at once"),
       handshakeFailed: new RateLimitedLog(warn, "an agent connection was closed: it made no valid handshake"),
+      agentRefused: new RateLimitedLog(warn, "the agent refused the relay's offer: no session until it sends a new SYNC (restarts); its reason names what it could not agree to, so change that limit or feature on one side"),
       sessionUp: new RateLimitedLog(info, "agent session up"),
       sessionDown: new RateLimitedLog(info, "agent session down"),
       flapping: new RateLimitedLog(warn, "agent connections keep taking the session from each other: are two agents using this relay's socket?", 60_000),
@@ -140,6 +143,7 @@ export class RelayCore<D> {
       readAhead: this.readAhead,
       maxCandidates: options.maxCandidates ?? CORE_DEFAULTS.maxCandidates,
     }, {
+      expireDue: (nowMs) => this.expire(nowMs),
       request: (entry, budgetUs, raw) => options.devices.pageRequest(entry.group, entry.device as D, entry.tag, budgetUs, raw),
       responses: (epoch, responses) => this.onPageResponses(epoch, responses),
       sent: (count, epoch) => {
@@ -301,14 +305,16 @@ export class RelayCore<D> {
     }
   }
 
-  private onPageResponses(epoch: number, responses: WirePageResponse[]): void {
-    for (const r of responses) {
-      const { code, unknown } = linkToKernel(r.code);
+  private onPageResponses(epoch: number, responses: PageResponseColumns): void {
+    const { tags, codes } = responses;
+    for (let i = 0; i < tags.length; i++) {
+      const tag = tags[i]!;
+      const { code, unknown } = linkToKernel(codes[i]!);
       if (unknown) this.metrics.unknownCodes++;
-      const outcome = this.ledger.guestAnswer(epoch, r.tag, code);
+      const outcome = this.ledger.guestAnswer(epoch, tag, code);
       if (outcome === "answered") continue;
       this.metrics.countDrop(outcome);
-      if (this.watched()) this.emit({ kind: "dropped", reason: outcome, tag: r.tag });
+      if (this.watched()) this.emit({ kind: "dropped", reason: outcome, tag });
     }
   }
 
@@ -372,6 +378,12 @@ export class RelayCore<D> {
         m.connectionsRefused++;
         this.lines.refused.report("refused", { from: e.from, handshaking: e.candidates });
         return;
+      case "agent-refused":
+        m.agentRefusals++;
+        m.lastAgentRefusal = { reason: e.reason, from: e.from, atMs: Date.now() };
+        // Keyed by the code: a peer can pick any number, but the keys stay a bounded set.
+        this.lines.agentRefused.report(isLinkErrorCode(e.code) ? linkErrorName(e.code) : "other", { from: e.from, reason: e.reason });
+        return;
       case "candidate-failed":
         m.connectionsRefused++;
         this.lines.handshakeFailed.report("failed", { from: e.from, reason: e.reason });
@@ -398,10 +410,15 @@ export class RelayCore<D> {
   private onDeadline(): void {
     this.deadlineTimer = null;
     this.deadlineArmedFor = Infinity;
-    const expired: LedgerEntry<D>[] = this.ledger.expire(performance.now());
+    this.expire(performance.now());
+    this.flow.schedule();
+  }
+
+  /** Answers by deadline the groups due at nowMs; tells the agent of those it held. */
+  private expire(nowMs: number): void {
+    const expired: LedgerEntry<D>[] = this.ledger.expire(nowMs);
     this.flow.cancelled(expired, pb.CancelReason.CANCEL_DEADLINE);
     this.armDeadline();
-    this.flow.schedule();
   }
 
   private emit(event: RelayEvent): void {

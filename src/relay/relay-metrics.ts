@@ -40,6 +40,9 @@ export class RelayMetrics {
   recentTakeovers: number[] = [];
   /** Agent connections closed before a session: too many shaking hands at once, or no valid handshake. */
   connectionsRefused = 0;
+  /** HELLOs an agent answered with an ERROR (it refused the offer), and the last one's reason, bounded and escaped. */
+  agentRefusals = 0;
+  lastAgentRefusal: { reason: string; from: string; atMs: number } | null = null;
   sessionState: SessionState = "waiting";
   lastSessionDownReason = "";
   creditWindow = 0;

@@ -38,6 +38,37 @@ test("window 0, then 4 billion: clamped to max_in_flight; never more in flight t
   t.deepEqual(await relay.finish(), clean(200));
 });
 
+test("a group whose deadline passed while it waited for credit is answered by its deadline, never sent with budget_us 0", async (t) => {
+  const deadlineMs = 50;
+  let blockNextChunk = false;
+  const relay = await HostileRelay.start({
+    deadlineMs,
+    // Runs before the relay's own listener: holds the loop past every deadline just as the CREDIT arrives, so the
+    // send that the CREDIT schedules (an immediate) runs before the deadline timers do.
+    wrap: (stream) => stream.on("data", () => {
+      if (!blockNextChunk) return;
+      blockNextChunk = false;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, deadlineMs * 2);
+    }),
+  });
+  const guest = await relay.connect();
+  await until(() => relay.core.currentSession !== null, 10_000, "a session");
+  guest.stopHeartbeats();
+  guest.credit(0);
+  await until(() => relay.core.metrics.creditWindow === 0, 10_000, "window 0");
+  relay.raise(3);
+  await until(() => relay.core.queued === 3, 10_000, "3 groups read and waiting for credit");
+  blockNextChunk = true;
+  guest.credit(10);
+  await until(() => relay.audit.count("deadline") === 3, 10_000, "the 3 answered by their deadline");
+  // A group raised now is sent; anything sent before it arrived before it.
+  relay.raise(1);
+  await until(() => guest.requests.length > 0, 10_000, "the next group sent");
+  t.deepEqual(guest.requests.map((r) => r.budgetUs > 0), [true], "only the new group was sent, with a budget");
+  t.true(guest.requests[0]!.budgetUs <= deadlineMs * 1000);
+  t.deepEqual(await relay.finish(), clean(4));
+});
+
 test("a flood of 500k CREDIT frames: cheap, bounded, and the last window wins", async (t) => {
   const relay = await HostileRelay.start({ deadlineMs: 5000 });
   const guest = await relay.connect();

@@ -56,7 +56,10 @@ const cases: [string, number | null, (g: HostileGuest) => void | Promise<void>][
   ["a header claiming 4 GiB of payload", LinkErrorCode.PAYLOAD_TOO_LARGE, (g) => void g.write(header(RequestCode.PAGE_RESPONSES, 1, 1, 0xffffffff))],
   ["a header one byte above max_payload", LinkErrorCode.PAYLOAD_TOO_LARGE, (g) => void g.write(header(RequestCode.PAGE_RESPONSES, 1, 1, 262145))],
   ["a payload that is not protobuf", LinkErrorCode.MALFORMED_PAYLOAD, (g) => void g.write(Buffer.concat([header(RequestCode.PAGE_RESPONSES, 1, 1, 8), Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0])]))],
-  ["a reply that should be empty but carries bytes", LinkErrorCode.MALFORMED_PAYLOAD, (g) => void g.write(Buffer.concat([header(RequestCode.PAGE_REQUESTS, 1 | Flag.REPLY, 1, 2), Buffer.from([8, 1])]))],
+  // There is no REPLY_ACK: a request with no reply of its own cannot ask for one, nor be answered.
+  ["a CREDIT asking for a reply", LinkErrorCode.BAD_FLAGS, (g) => void g.send(RequestCode.CREDIT, pb.CreditGrant, { window: 8 }, Flag.NEED_REPLY)],
+  ["PAGE_RESPONSES asking for a reply", LinkErrorCode.BAD_FLAGS, (g) => void g.send(RequestCode.PAGE_RESPONSES, pb.PageResponseBatch, { responses: [] }, Flag.NEED_REPLY)],
+  ["a reply to a PAGE_REQUESTS", LinkErrorCode.BAD_FLAGS, (g) => void g.write(header(RequestCode.PAGE_REQUESTS, 1 | Flag.REPLY, 1, 0))],
   ["a batch above max_batch", LinkErrorCode.BATCH_TOO_LARGE, (g) => void g.answer(Array.from({ length: 257 }, (_, i) => 0x4000_0000 + i))],
   ["random bytes after a valid frame", null, (g) => {
     g.answer([0x4000_0000]);

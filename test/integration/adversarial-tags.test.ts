@@ -84,3 +84,19 @@ test("an answer that arrives for a group never sent (still queued behind a zero 
   await until(() => relay.audit.count("deadline") === 4, 10_000, "the deadline answers them");
   t.deepEqual(await relay.finish(), clean(4));
 });
+
+test("answer codes outside 0..2 answer the group INVALID and are counted; the session goes on", async (t) => {
+  const relay = await HostileRelay.start({ deadlineMs: 5000 });
+  const guest = await relay.connect();
+  await until(() => relay.core.currentSession !== null, 10_000, "a session");
+  relay.raise(3);
+  await until(() => guest.requests.length === 3, 10_000, "3 requests");
+  const codes = [3, -1, 0x7fffffff];
+  guest.requests.forEach((r, i) => guest.answer([r.tag], codes[i]));
+  await until(() => relay.audit.count("guest") === 3, 10_000, "the 3 answered");
+  for (const r of guest.requests) t.deepEqual(relay.audit.byAddress(r.pages[0]!.address), [{ code: INVALID, origin: "guest" }]);
+  t.is(relay.core.metrics.unknownCodes, 3);
+  t.truthy(relay.core.currentSession);
+  t.deepEqual(guest.relayErrors, []);
+  t.deepEqual(await relay.finish(), clean(3));
+});

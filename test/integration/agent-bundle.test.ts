@@ -72,7 +72,7 @@ test("the bundle runs alone: handshake with a relay over a Unix socket, answers,
   child.kill("SIGTERM");
   t.is(await exited, 0);
   await until(() => host.downs.length === 1, 10_000, "the goodbye");
-  t.regex(host.downs[0] ?? "", /said goodbye: iopf-agent received SIGTERM/);
+  t.regex(host.downs[0] ?? "", /said goodbye \(GOODBYE_SHUTDOWN\): iopf-agent received SIGTERM/);
   const lines = out.stderr.trim().split("\n").map((l) => JSON.parse(l) as { level: string; msg: string });
   t.true(lines.some((l) => l.msg === "session up"), "JSON-lines logs on stderr");
   t.true(lines.some((l) => l.msg === "stopped"));

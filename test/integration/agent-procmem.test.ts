@@ -152,9 +152,10 @@ test("procmem faults a real process's pages in, refuses what its mappings refuse
       stream,
       {
         sessionUp: () => undefined,
-        pageResponses: (_e, r) => responses.push(...r),
+        pageResponses: (_e, r) => responses.push(...r.responses),
         credit: () => undefined,
         sessionDown: () => undefined,
+      refused: () => undefined,
         writable: () => undefined,
         closed: () => undefined,
       },

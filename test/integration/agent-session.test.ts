@@ -1,6 +1,6 @@
 // The agent's session client over a real Unix socket, with a HostLink as the
 // relay: credits, the policy, app and default handlers, guarded handlers,
-// resync after garbage, and a relay restarting mid-batch.
+// resync after garbage, a relay restarting mid-batch, and a relay's goodbye.
 import test from "ava";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { Agent } from "../../guest-agent/agent.js";
 import { AgentClient, PageFault } from "../../guest-agent/app/client.js";
 import { AgentConfig, defaultConfig, HandlerRule } from "../../guest-agent/config.js";
-import { silentLogger } from "../../guest-agent/log.js";
+import { jsonLogger, Logger, silentLogger } from "../../guest-agent/log.js";
 import { pb } from "../../src/link/messages.js";
 import type { ByteStream } from "../../src/link/transport/byte-stream.js";
 import { UnixListener } from "../../src/link/transport/unix.js";
@@ -34,17 +34,18 @@ type Host = HostRecord & { frames: number[] };
 let epoch = 5000;
 
 function makeCountingHost(stream: ByteStream): Host {
-  const host = { ups: [], downs: [], responses: [], credits: [], closed: false, frames: [] } as unknown as Host;
+  const host = { ups: [], downs: [], refusals: [], responses: [], credits: [], closed: false, frames: [] } as unknown as Host;
   host.link = new HostLink(
     stream,
     {
       sessionUp: (s) => host.ups.push(s),
       pageResponses: (_e, r) => {
-        host.frames.push(r.length);
-        host.responses.push(...r);
+        host.frames.push(r.count);
+        host.responses.push(...r.responses);
       },
       credit: (_e, w) => host.credits.push(w),
       sessionDown: (_e, reason) => host.downs.push(reason),
+      refused: (_code, reason) => host.refusals.push(reason),
       writable: () => undefined,
       closed: () => (host.closed = true),
     },
@@ -76,7 +77,7 @@ function tempDir(t: { teardown: (f: () => void) => void }): string {
   return dir;
 }
 
-async function startAgent(dir: string, handlers: HandlerRule[], more: Partial<AgentConfig> = {}): Promise<Agent> {
+async function startAgent(dir: string, handlers: HandlerRule[], more: Partial<AgentConfig> = {}, log: Logger = silentLogger): Promise<Agent> {
   const config: AgentConfig = {
     ...defaultConfig(),
     port: { ...defaultConfig().port, connect: `unix:${join(dir, "relay.sock")}` },
@@ -87,7 +88,7 @@ async function startAgent(dir: string, handlers: HandlerRule[], more: Partial<Ag
     credits: 32,
     ...more,
   };
-  return Agent.start({ config, log: silentLogger, resyncTimers: FAST_TIMERS });
+  return Agent.start({ config, log, resyncTimers: FAST_TIMERS });
 }
 
 function request(tag: number, address: number, perm = 1, pasid = 5, budgetUs = 5_000_000) {
@@ -246,4 +247,55 @@ test("a relay restarting mid-batch: old groups are never answered into the new s
   ]);
   t.is(first.responses.length, 0, "the old relay got nothing after it died");
   t.is(agent.counters.get("answers.app.failure"), 0);
+});
+
+for (const reason of [pb.GoodbyeReason.GOODBYE_SHUTDOWN, pb.GoodbyeReason.GOODBYE_RESTART]) {
+  test(`after the relay's GOODBYE (${pb.GoodbyeReason[reason]}) the agent drops what it holds unanswered, says why, and serves the next relay`, async (t) => {
+    const dir = tempDir(t);
+    const path = join(dir, "relay.sock");
+    const relay = await relayAt(t, path);
+    const lines: string[] = [];
+    const agent = await startAgent(dir, [{ handler: "app" }], {}, jsonLogger("info", (l) => lines.push(l)));
+    t.teardown(() => agent.stop());
+    await until(() => relay.hosts[0]?.link.current != null, 10_000, "first session");
+    const app = await AgentClient.connect(join(dir, "app.sock"));
+    t.teardown(() => app.close());
+    const held: (() => void)[] = [];
+    app.onPageRequest((fault) => (fault.pages[0]?.address === 0x1000 ? new Promise((resolve) => held.push(() => resolve("success"))) : "success"));
+    await app.register(5);
+    const first = relay.hosts[0] as Host;
+    first.link.sendPageRequests([1, 2, 3].map((tag) => request(tag, 0x1000)));
+    await until(() => held.length === 3, 10_000, "the app holds 3 groups");
+
+    // The relay stops in order: GOODBYE with NEED_REPLY, then it closes its end.
+    first.link.close(reason, "relay stopping");
+    await until(() => agent.counters.get("dropped.session-ended") === 3, 10_000, "the 3 held groups dropped with the session");
+    const down = lines.find((l) => l.includes('"msg":"session down"'));
+    t.regex(down ?? "", new RegExp(`relay said goodbye \\(${pb.GoodbyeReason[reason]}\\): relay stopping`));
+    await relay.listener.close();
+
+    const relay2 = await relayAt(t, path);
+    await until(() => relay2.hosts.some((h) => h.link.current !== null), 10_000, "a session with the next relay");
+    const second = relay2.hosts.find((h) => h.link.current !== null)!;
+    for (const answer of held) answer();
+    second.link.sendPageRequests([request(1, 0x2000)]);
+    await until(() => second.responses.length === 1, 10_000, "the next relay's group answered");
+    await tick(50);
+    t.deepEqual(second.responses.map((r) => r.tag), [1], "nothing of the old session reached the next relay");
+    t.is(first.responses.length, 0);
+  });
+}
+
+test("after the relay's GOODBYE (GOODBYE_REPLACED) the agent backs off before it connects again, says so, and comes back", async (t) => {
+  const dir = tempDir(t);
+  const relay = await relayAt(t, join(dir, "relay.sock"));
+  const lines: string[] = [];
+  const agent = await startAgent(dir, [{ handler: "app" }], {}, jsonLogger("info", (l) => lines.push(l)));
+  t.teardown(() => agent.stop());
+  await until(() => relay.hosts[0]?.link.current != null, 10_000, "first session");
+  relay.hosts[0]!.link.close(pb.GoodbyeReason.GOODBYE_REPLACED, "another agent connection took over this relay");
+  await until(() => relay.hosts.some((h, i) => i > 0 && h.link.current !== null), 10_000, "a session on the agent's next connection");
+  const backingOff = lines.filter((l) => l.includes("another agent connection took over the relay; backing off"));
+  t.is(backingOff.length, 1, "the backoff is logged once");
+  t.regex(lines.find((l) => l.includes('"msg":"session down"')) ?? "", /relay said goodbye \(GOODBYE_REPLACED\)/);
 });

@@ -42,7 +42,7 @@ test("after a detach the agent's verdict for the old group never lands on the ne
     // The agent answers both: SUCCESS for the old group (written raw: GuestLink itself would drop a cancelled tag), INVALID for the new one.
     g.write(buildFrame(RequestCode.PAGE_RESPONSES, 0, 900, pb.PageResponseBatch, { responses: [{ tag: old.tag, code: pb.ResponseCode.RESPONSE_SUCCESS }] }));
     await until(() => core.metrics.totalDropped() === 1, 10_000, "the old verdict dropped");
-    guest.link.sendResponses([{ tag: guest.requests[1]!.tag, code: pb.ResponseCode.RESPONSE_INVALID }]);
+    guest.link.sendResponses([guest.requests[1]!.tag], [pb.ResponseCode.RESPONSE_INVALID]);
     await until(async () => { const s = await emulator.stats(); return s.outstanding === 0 && s.queued === 0; }, 10_000, "device 1's group answered");
     const stats = await emulator.stats();
     t.is(stats.answeredSuccess, 0, "no SUCCESS reached the kernel: the old verdict was not written");

@@ -117,7 +117,7 @@ async function shoot(t: T, page: Page, name: string): Promise<void> {
 }
 
 test("a healthy relay: live figures, every answer origin, INVALID not drawn as success, recent latency", async (t) => {
-  const relay = await startRelay(t, { source: "emulator", rate: 800 });
+  const relay = await startRelay(t, { source: "emulator", rate: 300 });
   // Device 7 (endpoint 0x17 in the built-in map) is answered INVALID, so both codes show.
   startAgent(t, relay, 256, [{ endpoint: 0x17, handler: "invalid" }]);
   await waitStatus(relay.control, (s) => s.session.state === "up", "the agent's session");

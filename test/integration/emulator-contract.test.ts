@@ -93,6 +93,7 @@ test("every violation class is recorded: unknown, repeated, bad code, partial an
     const final = await emu.quit();
     t.deepEqual(final.violations.slice(4), [{ kind: "unanswered-group", cookie: 1, dev: 5 }]);
     t.is(final.violationCount, 5);
+    t.deepEqual(final.violationKinds, { "unknown-cookie": 1, "repeated-cookie": 1, "unread-cookie": 0, "bad-code": 1, "partial-answer": 1, "unanswered-group": 1 });
   } finally {
     await emu.close();
   }
@@ -120,5 +121,29 @@ test("detach answers the device's waiting groups itself; later answers for them 
 test("a command it cannot carry out is refused with what it expected", async (t) => {
   await withEmulator(async (emu) => {
     await t.throwsAsync(emu.raise({ dev: 1, records: 0 }), { message: /kernel emulator refused a command: records must be 1\.\.1638/ });
+  });
+});
+
+test("slowest reports each answered group's delivery time and latency, the slowest kept", async (t) => {
+  await withEmulator(async (emu, q) => {
+    const before = Number(process.hrtime.bigint());
+    await emu.raise({ dev: 1, grpid: 0, count: 3 });
+    const recs = await readRecords(q, 3);
+    q.writeAnswers([{ cookie: recs[0]!.cookie, code: 0 }]);
+    await emu.stats();
+    // Answered at least 20 ms after the first: the two slowest.
+    await new Promise((r) => setTimeout(r, 20));
+    q.writeAnswers(recs.slice(1).map((r) => ({ cookie: r.cookie, code: 0 })));
+    await emu.stats();
+    const after = Number(process.hrtime.bigint());
+    const slow = (await emu.slowest()).sort((a, b) => a.latencyNs - b.latencyNs);
+    t.is(slow.length, 3);
+    for (const s of slow) {
+      t.true(s.deliveredNs >= before && s.deliveredNs + s.latencyNs <= after, `on this process's CLOCK_MONOTONIC, within the test: ${JSON.stringify({ before, after, s })}`);
+    }
+    // One delivery (one write into the socket), two answer times at least 20 ms apart (a timer may fire a little early).
+    t.is(new Set(slow.map((s) => s.deliveredNs)).size, 1);
+    t.is(slow[1]!.latencyNs, slow[2]!.latencyNs);
+    t.true(slow[1]!.latencyNs - slow[0]!.latencyNs >= 19e6, JSON.stringify(slow));
   });
 });

@@ -86,7 +86,7 @@ export async function exerciseInstalled(t: ExecutionContext, binDir: string): Pr
     t.regex(h.stdout, /^usage: /im, `${name} --help prints its usage`);
   }
   const caps = await runTo(cmd("iopf-relay"), ["--print-capabilities"], { env, cwd: work });
-  t.like(JSON.parse(caps.stdout), { type: "iopf-relay", features: ["raw-records", "cancels", "reply-ack"], version });
+  t.like(JSON.parse(caps.stdout), { type: "iopf-relay", features: ["raw-records", "cancels"], version });
 
   const nobody = await runTo(cmd("iopfctl"), ["--control", `unix:${join(work, "none.ctl")}`, "status"], { env, cwd: work });
   t.is(nobody.code, 1);

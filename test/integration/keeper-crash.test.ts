@@ -19,7 +19,7 @@ import { until } from "../support/memory-stream.js";
 const relay = fileURLToPath(new URL("../../src/cli/iopf-relay.js", import.meta.url));
 
 /** A keeper over a kernel-exact emulator, its log lines parsed. */
-async function startKeeper(t: { log: (...v: unknown[]) => void }, extra: string[] = []) {
+async function startKeeper(t: { log: (...v: unknown[]) => void }, extra: string[] = [], env: Record<string, string> = {}) {
   const dir = mkdtempSync(join(tmpdir(), "iopf-keeper-"));
   const config = join(dir, "relay.json");
   writeFileSync(config, JSON.stringify({ viommu: "virtio-iommu", devices: [{ devId: 1, endpointId: 1 }, { devId: 2, endpointId: 2 }], limits: { maxHeld: 512 } }));
@@ -27,6 +27,7 @@ async function startKeeper(t: { log: (...v: unknown[]) => void }, extra: string[
   const emulator = await KernelEmulator.start({ mode: "kernel-exact" });
   const keeper = spawn(process.execPath, [relay, "--keeper", "--emulator-fd", "3", "--config", config, "--socket-path", socket, "--log-format", "json", ...extra], {
     stdio: ["ignore", "pipe", "pipe", emulator.faultFd],
+    env: { ...process.env, ...env },
   });
   const logs: Record<string, unknown>[] = [];
   createInterface({ input: keeper.stderr! }).on("line", (line) => {
@@ -108,4 +109,20 @@ test("a relay that cannot start is not restarted for ever: the keeper answers wh
   t.truthy(gaveUp, "it says so");
   t.regex(String(gaveUp?.lastLine), /127\.0\.0\.1/, "with the relay's own last words");
   t.true(logs.some((l) => l.msg === "answered SUCCESS to the groups the relay left"), "and answered what it held first");
+});
+
+test("a relay that dies just after it said it was ready counts as started: the keeper restarts it past the failed-start limit", async (t) => {
+  t.timeout(120_000);
+  // Every relay of this keeper dies (SIGKILL) as soon as its ready message has left it.
+  const { emulator, keeper, started, exited, logs } = await startKeeper(t, [], { IOPF_FAILPOINT: "relay-after-ready" });
+  try {
+    await until(() => started().length >= 7 || keeper.exitCode !== null, 90_000, "seven relays started, or the keeper gone");
+  } finally {
+    keeper.kill("SIGTERM");
+  }
+  const gaveUp = logs.find((l) => String(l.msg).includes("gives up"));
+  t.is(gaveUp, undefined, `the keeper did not give up: ${JSON.stringify(gaveUp)}`);
+  t.true(started().length >= 7);
+  t.is(await exited, 0);
+  await emulator.close();
 });

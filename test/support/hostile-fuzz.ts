@@ -6,14 +6,14 @@
 // path, buffers stay bounded, and only well-formed, in-limit messages come out.
 import { EventEmitter } from "node:events";
 import fc from "fast-check";
-import { FrameHeader, HEADER_SIZE, writeHeader } from "../../src/link/frame-header.js";
+import { allowedFlags, Flag, FrameHeader, HEADER_SIZE, PROTOCOL_VERSION, writeHeader } from "../../src/link/frame-header.js";
 import { FrameReceiver } from "../../src/link/frame-receiver.js";
 import { buildFrame } from "../../src/link/frame-sender.js";
 import { HostLink, HostSession } from "../../src/link/host-link.js";
 import { LinkError, LinkErrorCode } from "../../src/link/link-error.js";
 import { decodeFrame, Inbound, pb } from "../../src/link/messages.js";
 import { answerOffer, Capabilities, checkAnswer, LinkLimits, MAX_LIMITS, MIN_LIMITS, OUR_CAPABILITIES } from "../../src/link/negotiation.js";
-import { RequestCode } from "../../src/link/request-code.js";
+import { isRequestCode, RequestCode } from "../../src/link/request-code.js";
 import { encodeMarker, MarkerKind } from "../../src/link/sync-marker.js";
 import type { ByteStream, ByteStreamEvents } from "../../src/link/transport/byte-stream.js";
 import { frameCase } from "./link-arbitraries.js";
@@ -104,8 +104,7 @@ export function checkReceiver(chunks: Buffer[], maxPayload = 4096): void {
 
 /** Every (code, flags) a header may validly carry, with an attacker's payload. */
 export const hostilePayload = fc.record({
-  code: fc.integer({ min: 1, max: 8 }),
-  flags: fc.constantFrom(1, 1 | 4, 1 | 8, 1 | 4 | 16),
+  codeFlags: fc.constantFrom(...validCodeFlags()),
   id: u32,
   payload: fc.oneof(
     fc.uint8Array({ maxLength: 300 }),
@@ -113,7 +112,19 @@ export const hostilePayload = fc.record({
     // Deep nesting of unknown groups (wire type 3): the decoder's recursion must stay bounded.
     fc.nat({ max: 100_000 }).map((n) => new Uint8Array(n).fill(0x0b)),
   ),
-});
+}).map(({ codeFlags: [code, flags], id, payload }) => ({ code, flags, id, payload }));
+
+/** Each request code with each combination of flags validateHeader() lets through for it. */
+function validCodeFlags(): [number, number][] {
+  const pairs: [number, number][] = [];
+  for (const code of Object.values(RequestCode)) {
+    if (typeof code !== "number" || !isRequestCode(code)) continue;
+    for (const extra of [0, Flag.REPLY, Flag.NEED_REPLY, Flag.REPLY | Flag.ERROR]) {
+      if ((extra & ~allowedFlags(code)) === 0) pairs.push([code, PROTOCOL_VERSION | extra]);
+    }
+  }
+  return pairs;
+}
 
 /** Decoding never throws anything but a LinkError, and what it returns has integer tags and windows. */
 export function checkDecode(c: { code: number; flags: number; id: number; payload: Uint8Array }): void {
@@ -243,6 +254,7 @@ export function checkHostLink(welcome: { version: number; features: number; limi
     sessionDown: () => {
       up = null;
     },
+    refused: () => undefined,
     writable: () => undefined,
     closed: () => undefined,
   }, { model: pb.ViommuModel.VIRTIO_IOMMU, endpoints: [], software: "fuzz", nextEpoch: (() => { let e = 1; return () => e++; })() });

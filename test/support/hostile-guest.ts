@@ -12,6 +12,7 @@ import { RequestCode } from "../../src/link/request-code.js";
 import { encodeMarker, MarkerKind, newNonce } from "../../src/link/sync-marker.js";
 import { MAX_LIMITS } from "../../src/link/negotiation.js";
 import type { ByteStream } from "../../src/link/transport/byte-stream.js";
+import { until } from "./memory-stream.js";
 
 /** The Welcome body to answer a Hello with, or null to stay silent. */
 export type WelcomePolicy = (hello: WireHello) => object | null;
@@ -27,14 +28,20 @@ export class HostileGuest {
   readonly relayErrors: WireError[] = [];
   /** The reasons of the relay's GOODBYEs. */
   readonly goodbyes: number[] = [];
+  /** Ids of the relay's replies to this guest's HEARTBEATs and GOODBYEs with NEED_REPLY. */
+  readonly heartbeatReplies: number[] = [];
+  readonly goodbyeReplies: number[] = [];
   /** HELLOs received (only the count and the last are kept: a SYNC storm draws a HELLO each). */
   hellos = 0;
   lastHello: WireHello | null = null;
   /** The epoch of the last Welcome sent: the session the guest believes in. */
   epoch = 0;
   welcome: WelcomePolicy = echoOffer;
+  /** When set, each HELLO is refused: answered with this Error (a reply with the ERROR flag) instead of a Welcome. */
+  refusal: { code: number; message: string } | null = null;
   closed = false;
-  private nonce = 0n;
+  /** The nonce of the guest's last SYNC. */
+  nonce = 0n;
   private nextId = 1;
   private readonly receiver: FrameReceiver;
   private heartbeat: NodeJS.Timeout | null = null;
@@ -69,8 +76,9 @@ export class HostileGuest {
     this.heartbeat.unref();
   }
 
-  resync(): void {
-    this.nonce = newNonce();
+  /** Hunts for the ACK of a fresh nonce, or of `nonce` (to resend a SYNC the relay already answered). */
+  resync(nonce = newNonce()): void {
+    this.nonce = nonce;
     this.receiver.hunt(this.nonce);
     this.write(encodeMarker(MarkerKind.SYNC, this.nonce));
   }
@@ -99,6 +107,22 @@ export class HostileGuest {
 
   credit(window: number): boolean {
     return this.send(RequestCode.CREDIT, pb.CreditGrant, { window });
+  }
+
+  /**
+   * A HEARTBEAT with NEED_REPLY; resolves once the relay's echo is in. The
+   * relay handles frames in order, so by then it has handled everything
+   * this guest wrote before, and everything it wrote before the echo arrived.
+   */
+  async barrier(): Promise<void> {
+    const id = this.nextId++;
+    this.send(RequestCode.HEARTBEAT, pb.Heartbeat, { sentUs: 1 }, Flag.NEED_REPLY, id);
+    await until(() => this.heartbeatReplies.includes(id) || this.closed, 10_000, `the relay's echo of HEARTBEAT ${id}`);
+    if (!this.heartbeatReplies.includes(id)) throw new Error(`the stream closed before the relay echoed HEARTBEAT ${id}`);
+  }
+
+  goodbye(reason: number, needReply = true): boolean {
+    return this.send(RequestCode.GOODBYE, pb.Goodbye, { reason, message: "hostile guest leaving" }, needReply ? Flag.NEED_REPLY : 0);
   }
 
   /** Writes bytes with backpressure: resolves once the stream took them all. */
@@ -131,6 +155,10 @@ export class HostileGuest {
       case "hello": {
         this.hellos++;
         this.lastHello = msg.body;
+        if (this.refusal) {
+          this.send(RequestCode.HELLO, pb.Error, this.refusal, Flag.REPLY | Flag.ERROR, msg.id);
+          return;
+        }
         const body = this.welcome(msg.body);
         if (body === null) return;
         this.epoch = msg.body.sessionEpoch;
@@ -147,9 +175,11 @@ export class HostileGuest {
         this.relayErrors.push(msg.body);
         return;
       case "goodbye":
-        if (!msg.reply) this.goodbyes.push(msg.body.reason);
+        if (msg.reply) this.goodbyeReplies.push(msg.id);
+        else this.goodbyes.push(msg.body.reason);
         return;
       case "heartbeat":
+        if (msg.reply) this.heartbeatReplies.push(msg.id);
         if (msg.needReply) this.send(RequestCode.HEARTBEAT, pb.Heartbeat, msg.body, Flag.REPLY, msg.id);
         return;
       default:

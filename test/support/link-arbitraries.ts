@@ -40,6 +40,7 @@ export const frameCase: fc.Arbitrary<FrameCase> = fc.oneof(
   frame("credit", RequestCode.CREDIT, 0, pb.CreditGrant, fc.record({ window: u32 })),
   frame("page-cancels", RequestCode.PAGE_CANCELS, 0, pb.PageCancelBatch, fc.record({ tags: fc.array(u32, { maxLength: 8 }), reason: fc.nat({ max: 3 }) })),
   frame("heartbeat", RequestCode.HEARTBEAT, 0, pb.Heartbeat, fc.record({ sentUs: u64 })),
-  frame("error", RequestCode.ERROR, 0, pb.Error, fc.record({ code: u32, message: fc.string({ maxLength: 40 }) })),
+  // ErrorCode is an open enum, an int32 on the wire: any int32 round-trips, not only the codes this side knows.
+  frame("error", RequestCode.ERROR, 0, pb.Error, fc.record({ code: fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), message: fc.string({ maxLength: 40 }) })),
   frame("goodbye", RequestCode.GOODBYE, 0, pb.Goodbye, fc.record({ reason: fc.nat({ max: 2 }), message: fc.string({ maxLength: 40 }) })),
 );

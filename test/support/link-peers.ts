@@ -13,6 +13,8 @@ export interface HostRecord {
   link: HostLink;
   ups: HostSession[];
   downs: string[];
+  /** The reasons of the agent's refusals of the offer. */
+  refusals: string[];
   responses: WirePageResponse[];
   credits: number[];
   closed: boolean;
@@ -21,14 +23,15 @@ export interface HostRecord {
 let epoch = 1000;
 
 export function makeHost(stream: ByteStream, capabilities?: Capabilities): HostRecord {
-  const rec: HostRecord = { ups: [], downs: [], responses: [], credits: [], closed: false } as unknown as HostRecord;
+  const rec: HostRecord = { ups: [], downs: [], refusals: [], responses: [], credits: [], closed: false } as unknown as HostRecord;
   rec.link = new HostLink(
     stream,
     {
       sessionUp: (s) => rec.ups.push(s),
-      pageResponses: (_e, r) => rec.responses.push(...r),
+      pageResponses: (_e, r) => rec.responses.push(...r.responses),
       credit: (_e, w) => rec.credits.push(w),
       sessionDown: (_e, reason) => rec.downs.push(reason),
+      refused: (_code, reason) => rec.refusals.push(reason),
       writable: () => undefined,
       closed: () => {
         rec.closed = true;
@@ -65,8 +68,8 @@ export function makeGuest(stream: ByteStream, capabilities?: Capabilities): Gues
     {
       sessionUp: (s) => rec.ups.push(s),
       pageRequests: (reqs) => {
-        rec.requests.push(...reqs);
-        if (rec.answer !== null) rec.link.sendResponses(reqs.map((r) => ({ tag: r.tag, code: rec.answer as number })));
+        rec.requests.push(...reqs.requests);
+        if (rec.answer !== null) rec.link.sendResponses(reqs.requests.map((r) => r.tag), reqs.requests.map(() => rec.answer as number));
       },
       cancels: (tags) => rec.cancels.push(...tags),
       sessionDown: (reason) => rec.downs.push(reason),

@@ -28,13 +28,13 @@ export function reconnectingAgent(path: string, answerAfterMs: number, answer: A
     const link: GuestLink = new GuestLink(stream, {
       sessionUp: () => state.sessions++,
       pageRequests: (reqs) => {
-        const answers = reqs.flatMap((r) => {
+        const answers = reqs.requests.flatMap((r) => {
           const code = answer(r);
           return code === null ? [] : [{ tag: r.tag, code }];
         });
         if (answers.length === 0) return;
         setTimeout(() => {
-          state.answered += link.sendResponses(answers);
+          state.answered += link.sendResponses(answers.map((a) => a.tag), answers.map((a) => a.code));
         }, answerAfterMs);
       },
       cancels: () => undefined,

@@ -16,7 +16,7 @@ import { projectRoot } from "../../scripts/vm/paths.js";
 test("--print-capabilities has type and features at the top level, the rest beside them", (t) => {
   const caps = capabilities() as Record<string, unknown>;
   t.is(caps.type, "iopf-relay");
-  t.deepEqual(caps.features, ["raw-records", "cancels", "reply-ack"]);
+  t.deepEqual(caps.features, ["raw-records", "cancels"]);
   t.is(Object.keys(Feature).length, ALL_FEATURES.toString(2).replaceAll("0", "").length, "every feature bit has a name");
   t.is(caps.version, VERSION);
   t.false("features" in (caps.protocol as object), "features are not nested under protocol any more");

@@ -24,6 +24,12 @@ const cases: [string, number, number, number, LinkErrorCode][] = [
   ["a reserved flag bit", 6, 1 | (1 << 9), 0, LinkErrorCode.BAD_FLAGS],
   ["REPLY with NEED_REPLY", 6, 1 | 4 | 8, 0, LinkErrorCode.BAD_FLAGS],
   ["ERROR without REPLY", 6, 1 | 16, 0, LinkErrorCode.BAD_FLAGS],
+  // Only HELLO, HEARTBEAT and GOODBYE have replies; only a HELLO's reply can be an error.
+  ["NEED_REPLY on CREDIT", 4, 1 | 8, 0, LinkErrorCode.BAD_FLAGS],
+  ["NEED_REPLY on PAGE_RESPONSES", 3, 1 | 8, 0, LinkErrorCode.BAD_FLAGS],
+  ["REPLY on PAGE_REQUESTS", 2, 1 | 4, 0, LinkErrorCode.BAD_FLAGS],
+  ["NEED_REPLY on ERROR", 7, 1 | 8, 0, LinkErrorCode.BAD_FLAGS],
+  ["an ERROR reply to HEARTBEAT", 6, 1 | 4 | 16, 0, LinkErrorCode.BAD_FLAGS],
   ["request code 0", 0, 1, 0, LinkErrorCode.UNKNOWN_CODE],
   ["request code 200", 200, 1, 0, LinkErrorCode.UNKNOWN_CODE],
   ["a payload above the limit", 6, 1, 4097, LinkErrorCode.PAYLOAD_TOO_LARGE],

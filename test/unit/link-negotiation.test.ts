@@ -50,7 +50,7 @@ test("an answer that widens a limit is refused, naming both values", (t) => {
 });
 
 test("an answer with a feature not offered is refused, naming both masks", (t) => {
-  const err = t.throws(() => checkAnswer(offer, { version: 1, features: Feature.REPLY_ACK, limits: DEFAULT_LIMITS }));
+  const err = t.throws(() => checkAnswer(offer, { version: 1, features: 1 << 2, limits: DEFAULT_LIMITS }));
   t.regex(err?.message ?? "", /agent accepted features 0x4, host offered 0x3/);
 });
 
@@ -67,4 +67,15 @@ test("zero in an answer means the offered value", (t) => {
 test("an agent limit below the least usable is refused", (t) => {
   const err = t.throws(() => checkAnswer(offer, { version: 1, features: 0, limits: { ...DEFAULT_LIMITS, maxPayload: 100 } }));
   t.regex(err?.message ?? "", /max_payload: agent answered 100, the least usable is 4096/);
+});
+
+test("heartbeat_ms narrows upward: a longer interval is accepted up to the ceiling, a shorter one or one above it is refused", (t) => {
+  const answered = (heartbeatMs: number) => checkAnswer(offer, { version: 1, features: 0, limits: { ...DEFAULT_LIMITS, heartbeatMs } });
+  t.is(answered(DEFAULT_LIMITS.heartbeatMs * 5).limits.heartbeatMs, DEFAULT_LIMITS.heartbeatMs * 5);
+  t.is(answered(MAX_LIMITS.heartbeatMs).limits.heartbeatMs, MAX_LIMITS.heartbeatMs);
+  t.regex(t.throws(() => answered(DEFAULT_LIMITS.heartbeatMs - 1))?.message ?? "", /heartbeat_ms: agent answered 999, host offered 1000; an answer may only narrow the offer/);
+  t.regex(t.throws(() => answered(MAX_LIMITS.heartbeatMs + 1))?.message ?? "", /heartbeat_ms: agent answered 60001/);
+  // The agent's side: the larger of the two intervals.
+  t.is(answerOffer(offer, { ...offer, limits: { ...DEFAULT_LIMITS, heartbeatMs: 3000 } }).limits.heartbeatMs, 3000);
+  t.is(answerOffer({ ...offer, limits: { ...DEFAULT_LIMITS, heartbeatMs: 3000 } }, offer).limits.heartbeatMs, 3000);
 });

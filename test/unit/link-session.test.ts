@@ -123,6 +123,8 @@ test("a refused handshake names both sides' versions and leaves the host idle", 
   const { h, g, host, guest } = startPair(undefined, { ...OUR_CAPABILITIES, versionMin: 2, versionMax: 2 });
   await until(() => guest.refused.length === 1);
   t.regex(guest.refused[0] ?? "", /host offers 1\.\.1, agent speaks 2\.\.2/);
+  await until(() => host.refusals.length === 1, 2000, "the host told of the refusal");
+  t.regex(host.refusals[0] ?? "", /^NEGOTIATION_FAILED: no common version: host offers 1\.\.1, agent speaks 2\.\.2$/);
   await tick(50);
   t.is(host.link.current, null);
   t.is(host.ups.length, 0);
@@ -161,7 +163,7 @@ test("cancelled tags are reported to the agent and its late answers are not sent
   await until(() => guest.requests.length === 2);
   host.link.sendCancels([1], pb.CancelReason.CANCEL_DEADLINE);
   await until(() => guest.cancels.length === 1);
-  t.is(guest.link.sendResponses([{ tag: 1, code: 0 }, { tag: 2, code: 0 }]), 1);
+  t.is(guest.link.sendResponses([1, 2], [0, 0]), 1);
   await until(() => host.responses.length === 1);
   t.deepEqual(host.responses.map((r) => r.tag), [2]);
 });

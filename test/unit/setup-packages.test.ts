@@ -27,3 +27,9 @@ test("setup without --for-tests ensures only what npm start needs", (t) => {
   t.true(listed.includes("gcc"));
   t.false(listed.includes("qemu-system-x86"), `npm start installs no QEMU; listed ${listed.join(" ")}`);
 });
+
+test("setup --for-bench adds perf, which the bench's tail section runs, and only it", (t) => {
+  const bench = setupList("--for-bench");
+  t.true(bench.includes("linux-perf"), `listed ${bench.join(" ")}`);
+  t.deepEqual(bench.filter((p) => !setupList().includes(p)), ["linux-perf"]);
+});

@@ -2,7 +2,7 @@
 // clock at both ends) at fixed offered loads, relay path and C baseline side
 // by side. 1 record per group, 8 devices.
 import { lineChart } from "../svg-chart.js";
-import { baselineLoad, BaselineLoadResult, GroupCost, Latency, relayLoad, RelayLoadResult } from "../measure.js";
+import { baselineLoad, BaselineLoadResult, GroupCost, Latency, relayLoad, RelayLoadResult, violationText } from "../measure.js";
 import { BenchContext, loadNow, num, SectionResult, times } from "../section.js";
 import { ratio } from "../statistics.js";
 import { wakeUpFloor } from "../wake-up-floor.js";
@@ -58,14 +58,14 @@ export async function latency(ctx: BenchContext): Promise<SectionResult> {
     loadAverage,
     tables: [{
       caption: "Delivery to answer, microseconds",
-      columns: ["offered groups/s", "relay answered/s", "relay p50", "relay p99", "relay p99.9", "C p50", "C p99", "C p99.9", "p50 ratio", "p99 ratio", "p99.9 ratio", "added p99", "deadline answers", "violations"],
+      columns: ["offered groups/s", "relay answered/s", "relay p50", "relay p99", "relay p99.9", "C p50", "C p99", "C p99.9", "p50 ratio", "p99 ratio", "p99.9 ratio", "added p99", "deadline answers", "violations (relay / C)"],
       rows: rows.map(({ rate, relay, baseline }) => [
         num(rate), num(relay.groupsPerSec),
         num(relay.latency.p50Us), num(relay.latency.p99Us), num(relay.latency.p999Us),
         num(baseline.latency.p50Us), num(baseline.latency.p99Us), num(baseline.latency.p999Us),
         times(ratio(relay.latency.p50Us, baseline.latency.p50Us)), times(ratio(relay.latency.p99Us, baseline.latency.p99Us)),
         times(ratio(relay.latency.p999Us, baseline.latency.p999Us)),
-        num(relay.latency.p99Us - baseline.latency.p99Us), num(relay.answeredInvalid), String(relay.violations + baseline.violations),
+        num(relay.latency.p99Us - baseline.latency.p99Us), num(relay.answeredInvalid), `${violationText(relay)} / ${violationText(baseline)}`,
       ]),
     }, {
       caption: "What one group costs, by thread: user and kernel CPU microseconds, and sleeps (each a wake-up to pay for)",

@@ -38,7 +38,7 @@ export async function profile(ctx: BenchContext): Promise<SectionResult> {
     loadAverage,
     tables: [table("relay", relay), table("agent (dist/iopf-agent.mjs)", agent), {
       caption: `One 40-byte write(2) to /dev/null, microseconds per call over ${num(syscall.calls)} calls`,
-      columns: ["through ffi-rs (src/kernel/libc.ts)", "fs.writeSync (Node's own binding)", "ffi-rs / fs"],
+      columns: ["through ffi-rs", "fs.writeSync (Node's own binding)", "ffi-rs / fs"],
       rows: [[num(syscall.ffiUs), num(syscall.nodeUs), times(ratio(syscall.ffiUs, syscall.nodeUs))]],
     }],
     charts,

@@ -4,7 +4,7 @@
 // stage busy, few enough that no group nears its 100 ms deadline, so every
 // answer counted is the agent's.
 import { barChart } from "../svg-chart.js";
-import { baselineLoad, BaselineLoadResult, relayLoad, RelayLoadResult } from "../measure.js";
+import { baselineLoad, BaselineLoadResult, relayLoad, RelayLoadResult, violationText } from "../measure.js";
 import { BenchContext, loadNow, num, SectionResult, times } from "../section.js";
 import { ratio } from "../statistics.js";
 
@@ -52,12 +52,12 @@ export async function throughput(ctx: BenchContext): Promise<SectionResult> {
     loadAverage,
     tables: [{
       caption: "Groups per second and CPU seconds per million groups",
-      columns: ["records/group", "relay path groups/s", "C baseline groups/s", "relay / baseline", "relay CPU s/M", "agent CPU s/M", "C CPU s/M", "(relay+agent) / C CPU", "deadline answers", "violations"],
+      columns: ["records/group", "relay path groups/s", "C baseline groups/s", "relay / baseline", "relay CPU s/M", "agent CPU s/M", "C CPU s/M", "(relay+agent) / C CPU", "deadline answers", "violations (relay / C)"],
       rows: rows.map(({ records, relay, baseline }) => [
         String(records), num(relay.groupsPerSec), num(baseline.groupsPerSec), times(ratio(relay.groupsPerSec, baseline.groupsPerSec)),
         num(relay.relayCpuSPerMillion), num(relay.agentCpuSPerMillion), num(baseline.responderCpuSPerMillion),
         times(ratio(relay.relayCpuSPerMillion + relay.agentCpuSPerMillion, baseline.responderCpuSPerMillion)),
-        num(relay.answeredInvalid), String(relay.violations + baseline.violations),
+        num(relay.answeredInvalid), `${violationText(relay)} / ${violationText(baseline)}`,
       ]),
     }, {
       caption: "Experiment, 4 records/group: the shipped agent with `rawRecords: true` (a handler that reads the model's records would need it) against its default",

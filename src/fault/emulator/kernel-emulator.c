@@ -26,7 +26,9 @@
  * would refuse is recorded as a violation (kinds unknown-cookie,
  * repeated-cookie, unread-cookie, bad-code, partial-answer), and at quit
  * every group read and never answered (unanswered-group). It also records
- * each answer's latency (delivery to answer) in a log-linear histogram.
+ * each answer's latency (delivery to answer) in a log-linear histogram, and
+ * keeps the slowest answers with their delivery times, so that a benchmark
+ * can put each outlier beside what the answering processes did meanwhile.
  *
  * Control: one command per line on stdin, "<id> <verb> key=value...", one
  * JSON line per command on stdout carrying the same id:
@@ -34,6 +36,7 @@
  *   load devices= records= rate=(groups/s, 0 = as fast as answered)
  *        duration_ms= max_outstanding= [dev_base=] [pasid=]   (replies at its end)
  *   stats | detach dev= | quit (final stats, then exit; EOF on stdin too)
+ *   slowest   (the slowest answers so far: delivery time on CLOCK_MONOTONIC and latency, in ns)
  *
  * It must never be the bottleneck: one poll() loop, stream deliveries
  * batched into 64 KiB writes, answers read 64 KiB at a time, one clock read
@@ -68,6 +71,7 @@
 #define MAX_VIOLATIONS_KEPT 100
 #define PARTIAL_GRACE_NS 50000000ull /* a partial answer left this long is a violation */
 #define HIST_BUCKETS (32 + 59 * 32)
+#define SLOWEST_KEPT 4096
 /* FUSE: one request holds at most this much data each way (max_pages 256). */
 #define FUSE_IO_MAX (1024 * 1024)
 #define FUSE_ROOT 1
@@ -121,6 +125,9 @@ static uint64_t delivered_groups, delivered_records, answered_ok, answered_inval
 static uint64_t violation_count;
 static char *violations[MAX_VIOLATIONS_KEPT];
 static uint64_t hist[HIST_BUCKETS], lat_count, lat_max;
+/* The slowest answers, a min-heap by latency: the root is the first to give way to a slower one. */
+static struct slow { uint64_t lat, at; } slowest[SLOWEST_KEPT];
+static size_t slowest_len;
 
 static struct {
 	int active;
@@ -146,9 +153,22 @@ static void *xrealloc(void *p, size_t n)
 	return q;
 }
 
+/* Every violation is counted by kind, beyond the ones kept whole. */
+static const char *const violation_kinds[] = { "unknown-cookie", "repeated-cookie", "unread-cookie", "bad-code", "partial-answer", "unanswered-group" };
+#define VIOLATION_KINDS (sizeof violation_kinds / sizeof violation_kinds[0])
+static uint64_t violations_by_kind[VIOLATION_KINDS];
+
 static void violation(const char *fmt, ...)
 {
 	violation_count++;
+	for (size_t k = 0; k < VIOLATION_KINDS; k++) {
+		char key[40];
+		snprintf(key, sizeof key, "\"kind\":\"%s\"", violation_kinds[k]);
+		if (strstr(fmt, key)) {
+			violations_by_kind[k]++;
+			break;
+		}
+	}
 	if (violation_count > MAX_VIOLATIONS_KEPT)
 		return;
 	char buf[256];
@@ -348,6 +368,36 @@ static uint64_t stream_read_up_to(void)
 	return stream_consumed;
 }
 
+static void keep_if_slow(uint64_t lat, uint64_t at)
+{
+	size_t i;
+	if (slowest_len < SLOWEST_KEPT) {
+		i = slowest_len++;
+		while (i > 0 && slowest[(i - 1) / 2].lat > lat) {
+			slowest[i] = slowest[(i - 1) / 2];
+			i = (i - 1) / 2;
+		}
+		slowest[i] = (struct slow){ lat, at };
+		return;
+	}
+	if (lat <= slowest[0].lat)
+		return;
+	i = 0;
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		uint64_t mlat = lat;
+		if (l < SLOWEST_KEPT && slowest[l].lat < mlat)
+			m = l, mlat = slowest[l].lat;
+		if (r < SLOWEST_KEPT && slowest[r].lat < mlat)
+			m = r;
+		if (m == i)
+			break;
+		slowest[i] = slowest[m];
+		i = m;
+	}
+	slowest[i] = (struct slow){ lat, at };
+}
+
 /* One answer; returns 0 when the kernel would take it, -1 when it would fail the write with EINVAL. */
 static int answer(uint32_t cookie, uint32_t code, uint64_t t)
 {
@@ -371,6 +421,7 @@ static int answer(uint32_t cookie, uint32_t code, uint64_t t)
 	}
 	uint64_t lat = t - c_time[cookie];
 	hist[hist_index(lat)]++;
+	keep_if_slow(lat, c_time[cookie]);
 	lat_count++;
 	if (lat > lat_max)
 		lat_max = lat;
@@ -721,13 +772,26 @@ static void stats(long id, int final)
 	    ",\"answered_success\":%" PRIu64 ",\"answered_invalid\":%" PRIu64 ",\"auto_answered\":%" PRIu64
 	    ",\"outstanding\":%" PRIu64 ",\"queued\":%zu,\"max_cookie\":%u,\"peer_closed\":%s"
 	    ",\"latency_ns\":{\"count\":%" PRIu64 ",\"p50\":%" PRIu64 ",\"p99\":%" PRIu64 ",\"p999\":%" PRIu64 ",\"max\":%" PRIu64 "}"
-	    ",\"violation_count\":%" PRIu64 ",\"violations\":[",
+	    ",\"violation_count\":%" PRIu64,
 	    id, delivered_groups, delivered_records, answered_ok, answered_invalid, auto_answered, outstanding,
 	    q_len, c_next - 1, peer_closed ? "true" : "false", lat_count, percentile(0.5), percentile(0.99),
 	    percentile(0.999), lat_max, violation_count);
+	out(",\"violation_kinds\":{");
+	for (size_t k = 0; k < VIOLATION_KINDS; k++)
+		out("%s\"%s\":%" PRIu64, k ? "," : "", violation_kinds[k], violations_by_kind[k]);
+	out("},\"violations\":[");
 	uint64_t kept = violation_count < MAX_VIOLATIONS_KEPT ? violation_count : MAX_VIOLATIONS_KEPT;
 	for (uint64_t i = 0; i < kept; i++)
 		out("%s%s", i ? "," : "", violations[i]);
+	out("]}");
+	send_reply();
+}
+
+static void report_slowest(long id)
+{
+	out("{\"id\":%ld,\"ok\":true,\"slowest\":[", id);
+	for (size_t i = 0; i < slowest_len; i++)
+		out("%s[%" PRIu64 ",%" PRIu64 "]", i ? "," : "", slowest[i].at, slowest[i].lat);
 	out("]}");
 	send_reply();
 }
@@ -850,6 +914,8 @@ static void command(char *line)
 		load.end = load.start + duration * 1000000ull;
 	} else if (vl == 5 && !strncmp(verb, "stats", 5)) {
 		stats(id, 0);
+	} else if (vl == 7 && !strncmp(verb, "slowest", 7)) {
+		report_slowest(id);
 	} else if (vl == 6 && !strncmp(verb, "detach", 6)) {
 		if (!arg(args, "dev", &dev)) {
 			fail(id, "detach needs dev=");
@@ -861,7 +927,7 @@ static void command(char *line)
 		fuse_unmount();
 		exit(0);
 	} else {
-		fail(id, "unknown verb; expected raise, load, stats, detach or quit");
+		fail(id, "unknown verb; expected raise, load, stats, slowest, detach or quit");
 	}
 }
 

@@ -69,8 +69,16 @@ export interface EmulatorStats {
   peerClosed: boolean;
   latencyNs: { count: number; p50: number; p99: number; p999: number; max: number };
   violationCount: number;
+  /** Every violation, counted by kind. */
+  violationKinds: Record<EmulatorViolation["kind"], number>;
   /** The first 100. */
   violations: EmulatorViolation[];
+}
+
+export interface SlowAnswer {
+  /** CLOCK_MONOTONIC nanoseconds when the group was delivered (stream: written into the socket). */
+  deliveredNs: number;
+  latencyNs: number;
 }
 
 type Reply = Record<string, unknown> & { id: number; ok: boolean; error?: string };
@@ -89,6 +97,7 @@ function toStats(r: Reply): EmulatorStats {
     peerClosed: r["peer_closed"] as boolean,
     latencyNs: r["latency_ns"] as EmulatorStats["latencyNs"],
     violationCount: n("violation_count"),
+    violationKinds: r["violation_kinds"] as EmulatorStats["violationKinds"],
     violations: r["violations"] as EmulatorViolation[],
   };
 }
@@ -216,6 +225,18 @@ export class KernelEmulator {
   /** Counters after reading every answer already written to the socket. */
   async stats(): Promise<EmulatorStats> {
     return toStats(await this.#command("stats"));
+  }
+
+  /** The slowest answers so far (at most 4096), unordered: when each group was delivered (CLOCK_MONOTONIC ns) and its latency (ns). */
+  async slowest(): Promise<SlowAnswer[]> {
+    const r = await this.#command("slowest");
+    return (r["slowest"] as [number, number][]).map(([deliveredNs, latencyNs]) => ({ deliveredNs, latencyNs }));
+  }
+
+  /** The emulator's process id (a benchmark watches its scheduling). */
+  get pid(): number {
+    if (this.#child.pid === undefined) throw new Error("KernelEmulator.pid: the emulator did not start");
+    return this.#child.pid;
   }
 
   /** Answers INVALID for the device's waiting groups, as the kernel does on detach; drops its undelivered ones. */

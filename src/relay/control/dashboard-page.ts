@@ -117,7 +117,8 @@ export const DASHBOARD_JS = String.raw`"use strict";
     st.textContent = s.session.state;
     st.className = "big state-" + s.session.state;
     $("agent").textContent = s.session.agent ? s.session.agent + " · epoch " + s.session.epoch + " · window " + s.creditWindow
-      : (s.session.lastDownReason ? "last down: " + s.session.lastDownReason : "no agent has connected yet");
+      : [s.session.lastDownReason ? "last down: " + s.session.lastDownReason : "",
+        s.session.lastAgentRefusal ? "the agent refused the offer: " + s.session.lastAgentRefusal.reason : ""].filter(Boolean).join(" · ") || "no agent has connected yet";
     var flap = $("flapping");
     flap.hidden = !s.session.flapping;
     flap.textContent = s.session.flapping ? "Agents keep taking the session from each other (" + s.session.takeovers + " takeovers since start): are two agents using this socket?" : "";

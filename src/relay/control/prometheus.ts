@@ -90,6 +90,8 @@ export function renderMetrics(view: RelayView, stats: DeviceStats, stream: Event
     .sample("iopf_relay_session_takeovers_total", m.takeovers);
   x.family("iopf_relay_agent_connections_refused_total", "counter", "Agent connections closed before a session: too many shaking hands at once, or no valid handshake in time.")
     .sample("iopf_relay_agent_connections_refused_total", m.connectionsRefused);
+  x.family("iopf_relay_agent_refusals_total", "counter", "HELLOs the agent answered with an ERROR: it refused the relay's offer (the last reason is in /api/status).")
+    .sample("iopf_relay_agent_refusals_total", m.agentRefusals);
 
   x.histogram("iopf_relay_answer_latency_seconds", "From a group's read to its answer's write, every origin.", m.latency);
   x.histogram("iopf_relay_guest_answer_latency_seconds", "From a group's read to its answer's write, guest answers only.", m.guestLatency);

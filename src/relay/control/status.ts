@@ -36,9 +36,13 @@ export interface RelayStatus {
   inject: { synthetic: boolean; emulator: boolean };
   /**
    * The guest link's session. takeovers: sessions another connection took over; flapping: they come often
-   * (two agents on one socket); refused: connections closed before a handshake.
+   * (two agents on one socket); refused: connections closed before a handshake; agentRefusals: HELLOs an agent
+   * refused, and lastAgentRefusal the last one's reason (the agent's words, bounded and escaped) and wall-clock time.
    */
-  session: { state: string; epoch: number | null; agent: string | null; up: number; down: number; lastDownReason: string; takeovers: number; flapping: boolean; refused: number };
+  session: {
+    state: string; epoch: number | null; agent: string | null; up: number; down: number; lastDownReason: string; takeovers: number; flapping: boolean; refused: number;
+    agentRefusals: number; lastAgentRefusal: { reason: string; from: string; at: number } | null;
+  };
   creditWindow: number;
   inFlight: number;
   queued: number;
@@ -97,6 +101,8 @@ export function relayStatus(view: RelayView, stats: DeviceStats, stream: EventSt
       takeovers: m.takeovers,
       flapping: m.flapping(performance.now()),
       refused: m.connectionsRefused,
+      agentRefusals: m.agentRefusals,
+      lastAgentRefusal: m.lastAgentRefusal && { reason: m.lastAgentRefusal.reason, from: m.lastAgentRefusal.from, at: m.lastAgentRefusal.atMs },
     },
     creditWindow: m.creditWindow,
     inFlight: core.inFlight,
