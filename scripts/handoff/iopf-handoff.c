@@ -3,24 +3,25 @@
  * version 1 (docs/handoff.md). One file, libc only: a VMM developer can copy
  * its functions, and a script or a manager (root) can run it as it is.
  *
- *   iopf-handoff --socket PATH attach [--fd N] --fault-id ID --devices JSON
+ *   iopf-handoff --socket PATH [--timeout S] attach [--fd N] --fault-id ID --devices JSON
  *                [--viommu MODEL] [--emulator] [--vmm-pid PID]
- *   iopf-handoff --socket PATH detach --fault-id ID [--dev ID]...
- *   iopf-handoff --socket PATH --json TEXT [--fd N]...
+ *   iopf-handoff --socket PATH [--timeout S] detach --fault-id ID [--dev ID]...
+ *   iopf-handoff --socket PATH [--timeout S] --json TEXT [--fd N]...
  *
  * It sends one request (one SOCK_SEQPACKET datagram, the fds as one
- * SCM_RIGHTS control message), waits for the one reply, prints the reply on
- * stdout and exits 0 when the reply says "ok": true, 1 when the relay
- * refused (its error on stderr, one line) or could not be reached, and 2 for
- * a usage error (nothing is sent).
+ * SCM_RIGHTS control message), waits for the one reply (at most S seconds,
+ * 30 by default), prints the reply on stdout and exits 0 when the reply
+ * says "ok": true, 1 when the relay refused (its error on stderr, one line),
+ * could not be reached or did not reply in time, and 2 for a usage error
+ * (nothing is sent).
  *
  * The relay ties what it is handed to the life of one VMM process
  * (docs/handoff.md, section 3): the peer that connects, unless the peer is a
- * manager (root or the relay's own user), which names the VMM with
- * --vmm-pid. A VMM that is not a manager therefore sends its requests from
- * its own process (the functions below are written to be copied): run as a
- * child of the VMM under the VMM's uid, this program would be the process
- * the queue is tied to, and its exit would end the handoff.
+ * manager (root), which names the VMM with --vmm-pid. A VMM that is not root
+ * therefore sends its requests from its own process (the functions below
+ * are written to be copied): run as a child of the VMM under the VMM's uid,
+ * this program would be the process the queue is tied to, and its exit
+ * would end the handoff.
  *
  * Build: gcc -O2 -Wall -Wextra -std=gnu11 -o iopf-handoff iopf-handoff.c
  */
@@ -28,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -36,12 +38,18 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 /* docs/handoff.md, section 4. */
 #define HANDOFF_VERSION 1
 #define MAX_MESSAGE 65536
+#define MAX_REPLY 4096
 #define MAX_FDS 16
+
+/* How long to wait for a reply (docs/handoff.md, section 4.2): far above what a detach takes. */
+#define DEFAULT_TIMEOUT_S 30
+#define MAX_TIMEOUT_S 86400
 
 enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2 };
 
@@ -51,10 +59,10 @@ enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2 };
 #define MAX_DEPTH 32
 
 static const char USAGE[] =
-	"usage: iopf-handoff --socket PATH attach [--fd N] --fault-id ID --devices JSON\n"
+	"usage: iopf-handoff --socket PATH [--timeout S] attach [--fd N] --fault-id ID --devices JSON\n"
 	"                    [--viommu MODEL] [--emulator] [--vmm-pid PID]\n"
-	"       iopf-handoff --socket PATH detach --fault-id ID [--dev ID]...\n"
-	"       iopf-handoff --socket PATH --json TEXT [--fd N]...\n"
+	"       iopf-handoff --socket PATH [--timeout S] detach --fault-id ID [--dev ID]...\n"
+	"       iopf-handoff --socket PATH [--timeout S] --json TEXT [--fd N]...\n"
 	"       iopf-handoff --help\n"
 	"\n"
 	"Hands an iommufd fault queue to iopf-relay, or takes it back, over its\n"
@@ -68,17 +76,18 @@ static const char USAGE[] =
 	"            --viommu names the guest's vIOMMU model; --emulator sends the\n"
 	"            kernel emulator's fd instead of a fault fd (tests only).\n"
 	"            --vmm-pid names the VMM process the queue belongs to, when a\n"
-	"            manager (root, the relay's user) hands it over for the VMM.\n"
+	"            manager (root) hands it over for the VMM.\n"
 	"  detach    asks the relay to answer and let go of the devices named by\n"
 	"            --dev, or of the whole queue without --dev. Detach them from\n"
 	"            their HWPT (or destroy the fault object) only after this\n"
 	"            command succeeded.\n"
 	"  --json    sends TEXT as the request exactly as given, with the fds N in\n"
 	"            the order given (for testing a relay).\n"
+	"  --timeout waits at most S seconds for the reply (default 30).\n"
 	"\n"
 	"Prints the relay's reply on stdout. Exit status: 0 the reply says ok,\n"
-	"1 the relay refused (its error on stderr) or could not be reached,\n"
-	"2 a usage error (nothing was sent).\n";
+	"1 the relay refused (its error on stderr), could not be reached or did\n"
+	"not reply in time, 2 a usage error (nothing was sent).\n";
 
 /* ---- messages to the user ------------------------------------------------ */
 
@@ -553,7 +562,7 @@ static int parse_fd(const char *s)
 struct args {
 	const char *socket, *command, *devices, *viommu, *json;
 	bool emulator, have_fault_id;
-	uint32_t fault_id, vmm_pid;
+	uint32_t fault_id, vmm_pid, timeout_s;
 	int fds[MAX_FDS];
 	size_t nfds;
 	uint32_t *devs;
@@ -592,6 +601,14 @@ static void parse_args(int argc, char **argv, struct args *a)
 			a->vmm_pid = parse_u32(arg, value_of(argc, argv, &i));
 			if (a->vmm_pid == 0 || a->vmm_pid > INT_MAX)
 				usage_error("--vmm-pid expects the VMM's process id, got %u", a->vmm_pid);
+		} else if (strcmp(arg, "--timeout") == 0) {
+			const char *v = value_of(argc, argv, &i);
+			char *end;
+			errno = 0;
+			unsigned long t = strtoul(v, &end, 10);
+			if (*v < '0' || *v > '9' || *end || errno || t < 1 || t > MAX_TIMEOUT_S)
+				usage_error("--timeout expects whole seconds from 1 to %d, got \"%.64s\"", MAX_TIMEOUT_S, v);
+			a->timeout_s = (uint32_t)t;
 		} else if (strcmp(arg, "--emulator") == 0) {
 			a->emulator = true;
 		} else if (strcmp(arg, "--dev") == 0) {
@@ -619,7 +636,7 @@ static void parse_args(int argc, char **argv, struct args *a)
 		if (a->command)
 			usage_error("--json replaces the %s command: give one or the other", a->command);
 		if (a->have_fault_id || a->devices || a->viommu || a->emulator || a->ndevs || a->vmm_pid)
-			usage_error("--json takes only --socket and --fd: the request is the JSON text as given");
+			usage_error("--json takes only --socket, --timeout and --fd: the request is the JSON text as given");
 		return;
 	}
 	if (!a->command)
@@ -742,9 +759,31 @@ static void send_request(int s, const char *text, size_t len, const int *fds, si
 		fail("sending the request (%zu bytes, %zu fds) failed: %s", len, nfds, strerror(errno));
 }
 
-/* Waits for the one reply; returns its length in reply[]. */
-static size_t receive_reply(int s, char *reply, size_t cap)
+/* Milliseconds left until deadline (CLOCK_MONOTONIC), 0 once it passed. */
+static int ms_left(const struct timespec *deadline)
 {
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	long long ms = (long long)(deadline->tv_sec - now.tv_sec) * 1000 + (deadline->tv_nsec - now.tv_nsec) / 1000000;
+	return ms > 0 ? (int)ms : 0;
+}
+
+/* Waits at most timeout_s seconds for the one reply; returns its length in reply[]. */
+static size_t receive_reply(int s, char *reply, size_t cap, uint32_t timeout_s)
+{
+	struct timespec deadline;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += timeout_s;
+	struct pollfd p = { .fd = s, .events = POLLIN };
+	int r;
+	do
+		r = poll(&p, 1, ms_left(&deadline));
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		fail("waiting for the relay's reply failed: %s", strerror(errno));
+	if (r == 0)
+		fail("no reply from the relay within %u s: it may still carry the request out; see its log "
+		     "(after a detach, docs/handoff.md section 4.2 says what a VMM does now)", timeout_s);
 	struct iovec iov = { reply, cap };
 	/* No control buffer: the reply carries no fds, and any sent anyway are closed by the kernel. */
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
@@ -830,8 +869,8 @@ int main(int argc, char **argv)
 
 	int s = connect_relay(a.socket);
 	send_request(s, text, len, a.fds, a.nfds);
-	static char reply[MAX_MESSAGE];
-	size_t n = receive_reply(s, reply, sizeof reply);
+	static char reply[MAX_REPLY];
+	size_t n = receive_reply(s, reply, sizeof reply, a.timeout_s ? a.timeout_s : DEFAULT_TIMEOUT_S);
 	close(s);
 	return judge_reply(reply, n, a.json ? NULL : a.command);
 }

@@ -44,7 +44,7 @@ async function main(argv: string[]): Promise<number> {
   const log = createLogger("iopf-relay", cli.logFormat, cli.logLevel);
   let config: RelayConfig;
   if (cli.config) config = loadRelayConfig(cli.config);
-  else if (cli.faultFds.length === 0 && !cli.iommufd && cli.handoff === null && cli.keeperChannel === null) config = demoConfig();
+  else if (cli.faultFds.length === 0 && !cli.iommufd && cli.keeperChannel === null) config = demoConfig();
   else throw new UsageError("the kernel's fault sources need --config FILE with the device map (\"viommu\", and \"devices\", which may be empty when a handoff brings them; see docs/operations.md)");
   if (cli.iommufd) checkIommuDevice();
   if (cli.keeper) {

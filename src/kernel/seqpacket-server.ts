@@ -3,7 +3,10 @@
 // (seqpacket-worker.ts) accepts, reads each message with its fds and tells
 // who connected (SO_PEERCRED and a pidfd); it also watches pidfds, which
 // become readable when their process exits. Replies are sent from the main
-// thread: small datagrams on a non-blocking socket.
+// thread: small datagrams on a non-blocking socket. A connection's fd is
+// closed only once the main thread is done with it (it closed it, or it
+// was told the peer did), so a number it still holds never names a newer
+// connection.
 //
 //   const server = await SeqpacketServer.listen("/run/iopf-relay/vm1.handoff");
 //   server.on("event", (ev) => { if (ev.type === "message") server.reply(ev.conn, Buffer.from("{...}")); });
@@ -18,6 +21,7 @@ export type ServerEvent =
   | { type: "connection"; conn: number; peer: PeerCred; pidfd: number }
   /** One message; its fds are the receiver's to keep or close. `truncated`: longer than allowed (or its control data was). */
   | { type: "message"; conn: number; data: Uint8Array; fds: number[]; truncated: boolean }
+  /** The peer closed the connection (or reading it failed); never reported for one closed with closeConnection(). */
   | { type: "closed"; conn: number; error?: string }
   /** A watched process exited; its pidfd is no longer watched and is the receiver's to close. */
   | { type: "exited"; pidfd: number }
@@ -37,6 +41,8 @@ export const MAX_MESSAGE_BYTES = 65536;
 export class SeqpacketServer extends EventEmitter {
   #commands: MessagePort;
   #exited: Promise<void>;
+  /** Connections open as the main thread sees them: accepted or adopted, and neither closed nor reported closed. */
+  readonly #open = new Set<number>();
   // process.exit() waits for workers, and one blocked in poll() inside ffi-rs
   // never returns: every exit path (an error at start-up, too) stops it first.
   readonly #stopOnExit = (): void => this.#command({ op: "stop" });
@@ -52,9 +58,7 @@ export class SeqpacketServer extends EventEmitter {
     this.#commands = commands;
     this.#exited = new Promise((resolve) => worker.once("exit", () => resolve()));
     process.on("exit", this.#stopOnExit);
-    worker.on("message", (ev: ServerEvent) => {
-      if (ev.type !== "ready") this.emit("event", ev);
-    });
+    worker.on("message", (ev: ServerEvent) => this.#onWorkerEvent(ev));
     worker.on("error", (err) => this.emit("event", { type: "error", message: `seqpacket server worker failed: ${err.message}` } satisfies ServerEvent));
   }
 
@@ -83,17 +87,18 @@ export class SeqpacketServer extends EventEmitter {
 
   /** Reads messages from a connected socket of ours too. */
   adopt(fd: number): void {
+    this.#open.add(fd);
     this.#command({ op: "adopt", fd });
   }
 
-  /** Sends one message (with fds); false when the peer is gone or its socket is full (then it should be closed). */
+  /** Sends one message (with fds); false when the connection is closed, the peer is gone or its socket is full (then it should be closed). */
   reply(conn: number, data: Buffer, fds: readonly number[] = []): boolean {
-    return send(conn, data, fds) === data.length;
+    return this.#open.has(conn) && send(conn, data, fds) === data.length;
   }
 
-  /** Closes a connection; a "closed" event follows. */
+  /** Closes a connection, unless it is closed already; no event follows, and messages it sent that were not yet delivered are dropped (their fds closed). */
   closeConnection(conn: number): void {
-    this.#command({ op: "close", conn });
+    if (this.#open.delete(conn)) this.#command({ op: "close", conn });
   }
 
   watchExit(pidfd: number): void {
@@ -107,12 +112,35 @@ export class SeqpacketServer extends EventEmitter {
 
   /** Stops accepting and reading; closes the listening socket and every connection. */
   async close(): Promise<void> {
+    this.#open.clear();
     this.#command({ op: "stop" });
     await this.#exited;
     process.off("exit", this.#stopOnExit);
     this.#commands.close();
     libc.close(this.wakeFd);
     if (this.listenFd >= 0) libc.close(this.listenFd);
+  }
+
+  #onWorkerEvent(ev: ServerEvent): void {
+    switch (ev.type) {
+      case "ready":
+        return;
+      case "connection":
+        this.#open.add(ev.conn);
+        break;
+      case "message":
+        // Read before the main thread closed the connection: nobody wants it now.
+        if (!this.#open.has(ev.conn)) {
+          for (const fd of ev.fds) libc.close(fd);
+          return;
+        }
+        break;
+      case "closed":
+        if (!this.#open.delete(ev.conn)) return;
+        this.#command({ op: "close", conn: ev.conn });
+        break;
+    }
+    this.emit("event", ev);
   }
 
   #command(cmd: ServerCommand): void {

@@ -21,6 +21,8 @@ export interface SeqpacketWorkerData {
 
 const { listenFd, wakeFd, commands, maxBytes } = workerData as SeqpacketWorkerData;
 const conns = new Set<number>();
+/** Connections the peer closed: no longer polled, but open until the main thread says close (then their number may be reused). */
+const hungUp = new Set<number>();
 const pidfds = new Set<number>();
 const wakeBuf = Buffer.alloc(8);
 let stopping = false;
@@ -37,9 +39,9 @@ function takeCommands(): void {
         conns.add(cmd.fd);
         break;
       case "close":
-        // Closed here, where it is polled, so poll never sees a number that was reused.
-        if (conns.delete(cmd.conn)) libc.close(cmd.conn);
-        post({ type: "closed", conn: cmd.conn });
+        // Closed here, where it is polled, so poll never sees a number that was reused; and only on the
+        // main thread's word, so no number it still holds can become a new connection's.
+        if (conns.delete(cmd.conn) || hungUp.delete(cmd.conn)) libc.close(cmd.conn);
         break;
       case "watch-exit":
         pidfds.add(cmd.pidfd);
@@ -75,22 +77,25 @@ function acceptAll(): void {
   }
 }
 
+/** The peer is gone: stop polling the connection and say so; the main thread closes it. */
+function hangUp(conn: number, error?: string): void {
+  conns.delete(conn);
+  hungUp.add(conn);
+  post(error === undefined ? { type: "closed", conn } : { type: "closed", conn, error });
+}
+
 function readAll(conn: number): void {
   for (;;) {
     let r;
     try {
       r = receive(conn, maxBytes);
     } catch (err) {
-      conns.delete(conn);
-      libc.close(conn);
-      post({ type: "closed", conn, error: (err as Error).message });
+      hangUp(conn, (err as Error).message);
       return;
     }
     if (r === null) return;
     if (r.closed) {
-      conns.delete(conn);
-      libc.close(conn);
-      post({ type: "closed", conn });
+      hangUp(conn);
       return;
     }
     // A copy the main thread owns: the worker's buffer is not shared.
@@ -124,4 +129,4 @@ function run(): void {
 parentPort!.postMessage({ type: "ready" });
 takeCommands();
 run();
-for (const c of conns) libc.close(c);
+for (const c of [...conns, ...hungUp]) libc.close(c);

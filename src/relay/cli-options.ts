@@ -139,6 +139,9 @@ export function parseRelayCli(argv: string[]): ParsedCli {
     handoff = values.handoff.slice(5);
   }
   if (values["handoff-group"] !== undefined && handoff === null) throw new UsageError("--handoff-group needs --handoff unix:PATH");
+  if (handoff !== null && values.config === undefined) {
+    throw new UsageError(`--handoff needs --config FILE: its "viommu" is the model every attach is checked against (its "devices" may be [], each attach brings its own)`);
+  }
   const keeperChannel = values["keeper-channel"] === undefined ? null : integer("--keeper-channel", values["keeper-channel"], 3);
   if (sources.length === 0 && faultFds.length === 0 && emulatorFds.length === 0 && !values.iommufd && handoff === null && keeperChannel === null) {
     throw new UsageError("no fault source: give --iommufd, --fault-fd N, --emulator-fd N, --handoff unix:PATH, or --source emulator|synthetic");

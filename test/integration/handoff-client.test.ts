@@ -28,7 +28,9 @@ print(json.dumps({
     "fds": [os.readlink(f"/proc/self/fd/{fd}") for fd in fds],
     "truncated": bool(flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC)),
 }), flush=True)
-if reply != "close":
+if reply == "hold":
+    c.recv(1)  # no reply: wait for the client to give up and close
+elif reply != "close":
     c.send(reply.encode())
 c.close()
 `;
@@ -37,7 +39,7 @@ interface Received { text: string; fds: string[]; truncated: boolean }
 interface Stub { path: string; received: Promise<Received> }
 interface Result { code: number | null; stdout: string; stderr: string }
 
-/** Starts the stub relay on a fresh socket; resolves once it listens. `reply` is sent as is, or "close" closes without one. */
+/** Starts the stub relay on a fresh socket; resolves once it listens. `reply` is sent as is; "close" closes without one, "hold" never replies. */
 function startStub(t: ExecutionContext, reply: string): Promise<Stub> {
   const path = join(tempDir(t, "iopf-handoff-"), "handoff.sock");
   const child = spawn("python3", ["-c", STUB, path, reply], { stdio: ["ignore", "pipe", "pipe"] });
@@ -147,7 +149,7 @@ test("a refusal: the reply on stdout, its error on stderr as one line stripped o
 });
 
 test("a refusal's error is bounded on the terminal", async (t) => {
-  const stub = await startStub(t, JSON.stringify({ v: 1, op: "detach", ok: false, error: "x".repeat(5000) }));
+  const stub = await startStub(t, JSON.stringify({ v: 1, op: "detach", ok: false, error: "x".repeat(3000) }));
   const r = await client(["--socket", stub.path, "detach", "--fault-id", "5"]);
   t.is(r.code, 1);
   t.true(oneLine(r.stderr), r.stderr);
@@ -181,6 +183,25 @@ test("the relay closes the connection without a reply: exit 1, one line", async 
   t.is(r.code, 1);
   t.is(r.stdout, "");
   t.is(r.stderr, "iopf-handoff: the relay closed the connection without a reply: see its log for why\n");
+});
+
+test("no reply within --timeout (default 30 s): exit 1, one line saying what to do; the request was sent", async (t) => {
+  const stub = await startStub(t, "hold");
+  const r = await client(["--socket", stub.path, "--timeout", "1", "detach", "--fault-id", "5", "--dev", "3"]);
+  t.is((await stub.received).text, '{"v":1,"op":"detach","faultId":5,"devIds":[3]}');
+  t.is(r.code, 1);
+  t.is(r.stdout, "");
+  t.true(oneLine(r.stderr), r.stderr);
+  t.regex(r.stderr, /^iopf-handoff: no reply from the relay within 1 s: it may still carry the request out; see its log/);
+});
+
+test("a reply over 4096 bytes is not a handoff reply: exit 1, one line", async (t) => {
+  const stub = await startStub(t, JSON.stringify({ v: 1, op: "detach", ok: false, error: "x".repeat(5000) }));
+  const r = await client(["--socket", stub.path, "detach", "--fault-id", "5"]);
+  await stub.received;
+  t.is(r.code, 1);
+  t.is(r.stdout, "");
+  t.is(r.stderr, "iopf-handoff: the relay's reply is over 4096 bytes: not a handoff version 1 reply\n");
 });
 
 test("a reply that is not a handoff reply: exit 1, one line, nothing on stdout", async (t) => {
@@ -232,8 +253,10 @@ test("usage errors exit 2 with one line and send nothing", async (t) => {
     [["--socket", sock, "detach", "--fault-id", "5", "--vmm-pid", "7"], /detach takes only --fault-id and --dev/],
     [["--socket", sock, "attach", "--fd", "3", "--fault-id", "5", "--devices", "[]", "--vmm-pid", "0"], /--vmm-pid expects the VMM's process id, got 0/],
     [["--socket", sock, "detach", "--fault-id", "5", "--dev"], /--dev needs a value/],
+    [["--socket", sock, "--timeout", "0", "detach", "--fault-id", "5"], /--timeout expects whole seconds from 1 to 86400, got "0"/],
+    [["--socket", sock, "--timeout", "1.5", "detach", "--fault-id", "5"], /--timeout expects whole seconds from 1 to 86400, got "1.5"/],
     [["--socket", sock, "--json", "{}", "attach"], /--json replaces the attach command/],
-    [["--socket", sock, "--json", "{}", "--fault-id", "5"], /--json takes only --socket and --fd/],
+    [["--socket", sock, "--json", "{}", "--fault-id", "5"], /--json takes only --socket, --timeout and --fd/],
     [["--socket", "/" + "s".repeat(120), "detach", "--fault-id", "5"], /a Unix socket path has at most 107/],
   ];
   await Promise.all(cases.map(async ([args, why]) => {
@@ -248,7 +271,7 @@ test("usage errors exit 2 with one line and send nothing", async (t) => {
 test("--help prints the usage and exits 0", async (t) => {
   const r = await client(["--help"]);
   t.is(r.code, 0);
-  t.regex(r.stdout, /^usage: iopf-handoff --socket PATH attach \[--fd N\] --fault-id ID --devices JSON/);
+  t.regex(r.stdout, /^usage: iopf-handoff --socket PATH \[--timeout S\] attach \[--fd N\] --fault-id ID --devices JSON/);
   t.is(r.stderr, "");
 });
 
@@ -274,7 +297,8 @@ test("no relay at the path, a socket nobody listens on, a stream socket: exit 1 
   for (const r of [missing, refused, wrong]) t.true(oneLine(r.stderr), r.stderr);
 });
 
-test("against a real relay: attach an emulator's fd, detach a device, detach the queue; a file that is not a fault fd is refused", async (t) => {
+// Serial: ava runs it before the others, alone; beside a dozen stubs and compilers a relay took over 20 s to start on a loaded machine.
+test.serial("against a real relay: attach an emulator's fd, detach a device, detach the queue; a file that is not a fault fd is refused", async (t) => {
   const dir = tempDir(t, "iopf-handoff-relay-");
   writeFileSync(join(dir, "relay.json"), JSON.stringify({ viommu: "virtio-iommu", devices: [] }));
   const handoff = join(dir, "handoff.sock");

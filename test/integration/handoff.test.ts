@@ -2,77 +2,25 @@
 // (docs/handoff.md): fault fds handed over at runtime and served, devices
 // and queues detached with groups in flight (answered before the reply, the
 // fd closed after), a second queue plugged later, the VMM dying, bad fds,
-// malformed messages, peers that leave, processes other than the VMM, and
-// 100 attach/detach cycles that leak no fd.
+// malformed messages, peers that leave, iopfctl, the keeper, and 100
+// attach/detach cycles that leak no fd. Who may talk: handoff-binding; the
+// protocol's corners: handoff-edges.
 import test from "ava";
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, closeSync, openSync, readdirSync, readlinkSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { KernelEmulator, type EmulatorStats, type EmulatorViolation } from "../../src/fault/emulator/kernel-emulator.js";
+import { KernelEmulator } from "../../src/fault/emulator/kernel-emulator.js";
 import { handoffRequest } from "../../src/ctl/handoff-client.js";
 import { connectSeqpacket, send } from "../../src/kernel/unix-rights.js";
 import * as libc from "../../src/kernel/libc.js";
-import type { HandoffReply } from "../../src/relay/handoff/handoff-message.js";
 import { IOPFCTL_CLI, RELAY_CLI, status, tempDir, until, waitStatus } from "./control-harness.js";
-import { reconnectingAgent, type AnswerPolicy } from "../support/reconnecting-agent.js";
-
-interface Relay {
-  child: ChildProcess;
-  handoff: string;
-  control: string;
-  logs: () => string;
-  /** What the relay process has open, fd -> target. */
-  fds: () => string[];
-}
-
-async function startRelay(t: Parameters<typeof tempDir>[0], answer: AnswerPolicy = () => 0, extra: string[] = []): Promise<Relay> {
-  const dir = tempDir(t, "iopf-handoff-");
-  writeFileSync(join(dir, "relay.json"), JSON.stringify({ viommu: "virtio-iommu", devices: [] }));
-  const handoff = join(dir, "handoff.sock");
-  const socket = join(dir, "link.sock");
-  const child = spawn(process.execPath, [RELAY_CLI, "--handoff", `unix:${handoff}`, "--config", join(dir, "relay.json"), "--socket-path", socket,
-    "--control", "tcp:127.0.0.1:0", "--log-format", "json", "--log-level", "debug", ...extra], { stdio: ["ignore", "ignore", "pipe"] });
-  let logs = "";
-  child.stderr!.on("data", (b: Buffer) => (logs += b.toString()));
-  t.teardown(() => void child.kill("SIGKILL"));
-  await until(() => /"msg":"handoff socket listening"/.test(logs) && /"msg":"control server listening"/.test(logs), 20_000, "the relay");
-  const control = /"msg":"control server listening","on":"([^"]+)"/.exec(logs)![1]!;
-  const agent = reconnectingAgent(socket, 0, answer);
-  t.teardown(() => agent.stop());
-  await waitStatus(control, (s) => s.session.state === "up", "the agent's session");
-  return {
-    child, handoff, control, logs: () => logs,
-    fds: () => fdsOf(child.pid!),
-  };
-}
-
-/** What a process has open, fd -> target. */
-function fdsOf(pid: number): string[] {
-  return readdirSync(`/proc/${pid}/fd`).flatMap((fd) => {
-    try {
-      return [`${fd} -> ${readlinkSync(`/proc/${pid}/fd/${fd}`)}`];
-    } catch {
-      return [];
-    }
-  });
-}
-
-/** Answers the emulator refused, but for the sweep's cookies that were not outstanding (unknown-cookie). */
-const refusals = (s: EmulatorStats): EmulatorViolation[] => s.violations.filter((v) => v.kind !== "unknown-cookie");
-
-const attach = (faultId: number, devices: object[], fd = 0, more: object = {}): object =>
-  ({ v: 1, op: "attach", queues: [{ fd, faultId, devices, emulator: true }], ...more });
-
-function ok<T extends HandoffReply>(reply: T): T {
-  if (!reply.ok) throw new Error(`the relay refused: ${reply.error}`);
-  return reply;
-}
+import { reconnectingAgent } from "../support/reconnecting-agent.js";
+import { attach, fdsOf, ok, refusals, startRelay } from "./handoff-harness.js";
 
 test.serial("a queue handed over is served; detached with groups in flight, they are answered before the reply and the fd is closed after", async (t) => {
   const emu = await KernelEmulator.start({ mode: "kernel-exact" });
   t.teardown(() => emu.close());
-  const relay = await startRelay(t, () => null);
+  const relay = await startRelay(t, { answer: () => null });
   t.deepEqual(ok(handoffRequest(relay.handoff, attach(7, [{ devId: 1, endpointId: 1, deadlineMs: 60_000 }, { devId: 2, endpointId: 2, deadlineMs: 60_000 }]), [emu.faultFd])),
     { v: 1, op: "attach", ok: true, queues: [{ faultId: 7, devices: 2 }] });
   t.true(relay.fds().some((f) => f.endsWith("/fault")), "the relay holds the fd");
@@ -116,7 +64,7 @@ test.serial("a second queue plugged later is served beside the first, and groups
 test.serial("when the VMM exits the relay lets go: its groups are dropped unanswered, its fds closed, and the handoff is free again", async (t) => {
   const emu = await KernelEmulator.start({ mode: "kernel-exact" });
   t.teardown(() => emu.close());
-  const relay = await startRelay(t, () => null);
+  const relay = await startRelay(t, { answer: () => null });
   const vmm = spawn("sleep", ["600"], { stdio: "ignore" });
   t.teardown(() => void vmm.kill("SIGKILL"));
   ok(handoffRequest(relay.handoff, attach(3, [{ devId: 1, endpointId: 1 }], 0, { vmmPid: vmm.pid }), [emu.faultFd]));
@@ -227,44 +175,6 @@ test.serial("iopfctl attach and detach hand over an fd it inherited", async (t) 
   const again = await run(["detach", "--fault-id", "9"]);
   t.is(again.code, 1);
   t.regex(again.err, /^iopfctl: the relay refused the detach: detach\.faultId: fault 9 was not handed over/);
-});
-
-test.serial("a VMM running as another user binds the handoff: another process of that user is refused, and the VMM's exit lets go", async (t) => {
-  const emu = await KernelEmulator.start({ mode: "kernel-exact" });
-  t.teardown(() => emu.close());
-  const relay = await startRelay(t, () => 0, ["--handoff-group", "nogroup"]);
-  chmodSync(join(relay.handoff, ".."), 0o755);
-  t.is(statSync(relay.handoff).mode & 0o777, 0o660);
-  const client = fileURLToPath(new URL("../../src/ctl/handoff-client.js", import.meta.url));
-  /** A process of user nobody that sends one attach (with its fd 3) and prints the reply; `stay` keeps it running after. */
-  const asNobody = (request: object, stay: boolean): { child: ChildProcess; reply: Promise<HandoffReply> } => {
-    const script = `import { handoffRequest } from ${JSON.stringify(client)};
-      console.log(JSON.stringify(handoffRequest(${JSON.stringify(relay.handoff)}, ${JSON.stringify(request)}, [3])));
-      ${stay ? "setInterval(() => {}, 1000);" : ""}`;
-    const child = spawn("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, "--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "inherit", emu.faultFd] });
-    t.teardown(() => void child.kill("SIGKILL"));
-    let out = "";
-    child.stdout!.on("data", (b: Buffer) => (out += b.toString()));
-    const reply = new Promise<HandoffReply>((resolve) => {
-      const check = (): void => (out.includes("\n") ? resolve(JSON.parse(out.split("\n")[0]!) as HandoffReply) : void setTimeout(check, 20));
-      check();
-      child.once("exit", (code) => setTimeout(() => resolve({ v: 1, op: "(client)", ok: false, error: `the client exited ${code} without a reply` }), 100));
-    });
-    return { child, reply };
-  };
-  const vmm = asNobody(attach(5, [{ devId: 1, endpointId: 1 }]), true);
-  t.like(await vmm.reply, { ok: true }, "the first VMM binds it");
-  await until(() => /"msg":"handoff bound to the VMM/.test(relay.logs()), 10_000, "the binding");
-  const other = asNobody(attach(6, [{ devId: 2, endpointId: 2 }]), false);
-  const refused = await other.reply;
-  t.false(refused.ok);
-  // setpriv execs node: the VMM's pid is the child's.
-  t.regex((refused as { error: string }).error, new RegExp(`bound to process ${vmm.child.pid}, the VMM that attached first`));
-  await emu.raise({ dev: 1, count: 3 });
-  await waitStatus(relay.control, (s) => s.counters.answered === 3, "the bound VMM's queue served");
-  vmm.child.kill("SIGKILL");
-  await until(() => /the VMM that handed its fault queues over exited/.test(relay.logs()), 10_000, "the relay to let go");
-  await until(() => !relay.fds().some((f) => f.endsWith("/fault")), 10_000, "its fd closed");
 });
 
 interface Keeper {

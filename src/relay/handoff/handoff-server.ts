@@ -5,22 +5,25 @@
 //
 // Binding: the handoff is bound to one VMM process (its pidfd): the first
 // peer whose attach succeeds, or the process a manager names (vmmPid).
-// Root and the relay's own user are managers (a libvirt hook, iopfctl) and
-// may always talk; any other peer (every QEMU under libvirt shares one uid,
-// so the uid cannot tell VMs apart) must be the bound VMM itself. When the
-// VMM exits, the handler lets go of everything handed over, and the
-// handoff is free for the next VMM.
+// Only root is a manager (a libvirt hook, an operator's iopfctl). Any other
+// peer, whatever its uid, must be the bound VMM itself: every QEMU under
+// libvirt shares one uid, and the relay may run as that uid too, so a uid
+// tells no VM from another. When the VMM exits, the handler lets go of
+// everything handed over, and the handoff is free for the next VMM.
+//
+// Requests are carried out one at a time, whichever connection they came
+// on: a detach and an attach of the same queue never interleave.
 import { chownSync, readFileSync } from "node:fs";
-import { SeqpacketServer, type ServerEvent } from "../../kernel/seqpacket-server.js";
+import { MAX_MESSAGE_BYTES, SeqpacketServer, type ServerEvent } from "../../kernel/seqpacket-server.js";
 import { SyscallError } from "../../kernel/errno.js";
-import { connectSeqpacket, pidfdOpen, type PeerCred } from "../../kernel/unix-rights.js";
+import { connectSeqpacket, MAX_FDS_PER_MESSAGE, pidfdOpen, type PeerCred } from "../../kernel/unix-rights.js";
 import * as libc from "../../kernel/libc.js";
 import { listenProblem } from "../../link/transport/transport-error.js";
 import { removeStaleSocket } from "../../link/transport/unix-socket-file.js";
 import { Logger } from "../log.js";
 import { StartupError } from "../startup-error.js";
 import { RateLimitedLog } from "../rate-limited-log.js";
-import { AttachQueue, encodeReply, HANDOFF_VERSION, HandoffError, HandoffReply, parseRequest, refusal } from "./handoff-message.js";
+import { AttachQueue, checkRequest, decodeRequest, encodeReply, HANDOFF_VERSION, HandoffError, HandoffReply, HandoffRequest, refusal } from "./handoff-message.js";
 
 /** What attach and detach do; the server only speaks the protocol. */
 export interface HandoffHandler {
@@ -43,10 +46,14 @@ export interface HandoffOptions {
 }
 
 interface Connection {
+  fd: number;
   peer: PeerCred;
-  /** Requests handled one after another. */
-  queue: Promise<void>;
+  /** The peer's pidfd until it binds the handoff (then the binding's) or leaves (then closed). */
+  pidfd: number | null;
 }
+
+/** Why a peer may not make a request, or null when it may. */
+type Verdict = { error: string; close: boolean } | null;
 
 function gidOf(group: string): number {
   const line = readFileSync("/etc/group", "utf8").split("\n").find((l) => l.split(":")[0] === group);
@@ -67,9 +74,9 @@ async function seqpacketListens(path: string): Promise<boolean> {
 
 export class HandoffServer {
   private readonly conns = new Map<number, Connection>();
-  /** Each connection's pidfd until its peer binds the handoff (then kept) or leaves (then closed). */
-  private readonly pendingPidfds = new Map<number, number>();
   private bound: { pid: number; pidfd: number } | null = null;
+  /** Every request, from any connection, waits for the one before it. */
+  private chain: Promise<void> = Promise.resolve();
   private readonly refusedPeers: RateLimitedLog;
 
   private constructor(
@@ -118,7 +125,7 @@ export class HandoffServer {
   private onEvent(ev: ServerEvent): void {
     switch (ev.type) {
       case "connection":
-        this.onConnection(ev.conn, ev.peer, ev.pidfd);
+        this.conns.set(ev.conn, { fd: ev.conn, peer: ev.peer, pidfd: ev.pidfd });
         return;
       case "message": {
         const conn = this.conns.get(ev.conn);
@@ -126,14 +133,12 @@ export class HandoffServer {
           for (const fd of ev.fds) libc.close(fd);
           return;
         }
-        conn.queue = conn.queue.then(() => this.onMessage(ev.conn, conn, Buffer.from(ev.data), ev.fds, ev.truncated));
+        this.chain = this.chain.then(() => this.onMessage(conn, Buffer.from(ev.data), ev.fds, ev.truncated));
         return;
       }
       case "closed": {
-        this.conns.delete(ev.conn);
-        const pidfd = this.pendingPidfds.get(ev.conn);
-        this.pendingPidfds.delete(ev.conn);
-        if (pidfd !== undefined) this.server.forgetPidfd(pidfd);
+        const conn = this.conns.get(ev.conn);
+        if (conn) this.forget(conn);
         return;
       }
       case "exited":
@@ -147,47 +152,62 @@ export class HandoffServer {
     }
   }
 
-  /** Root and the relay's own user manage the relay; any other peer must be the VMM. */
-  private trusted(peer: PeerCred): boolean {
-    return peer.uid === 0 || peer.uid === process.getuid?.();
+  /** Only root manages the relay: names a VMM, or hands over queues tied to none. */
+  private manager(peer: PeerCred): boolean {
+    return peer.uid === 0;
   }
 
-  private onConnection(conn: number, peer: PeerCred, pidfd: number): void {
-    if (this.bound && !this.trusted(peer) && peer.pid !== this.bound.pid) {
+  /** Whether this peer may make this request now (docs/handoff.md, section 3). */
+  private verdict(peer: PeerCred, req: HandoffRequest): Verdict {
+    if (this.manager(peer)) return null;
+    if (this.bound && peer.pid !== this.bound.pid) {
       this.refusedPeers.report("other", { pid: peer.pid, uid: peer.uid, boundPid: this.bound.pid });
-      this.server.reply(conn, encodeReply(refusal("connect", `this relay's handoff is bound to process ${this.bound.pid}, the VMM that attached first; process ${peer.pid} may not attach or detach`)));
-      this.server.closeConnection(conn);
-      this.server.forgetPidfd(pidfd);
-      return;
+      return { error: `this relay's handoff is bound to process ${this.bound.pid}, the VMM that attached first; process ${peer.pid} may not attach or detach`, close: true };
     }
-    this.conns.set(conn, { peer, queue: Promise.resolve() });
-    this.pendingPidfds.set(conn, pidfd);
+    if (req.op === "attach" && req.vmmPid !== null) {
+      return { error: `attach.vmmPid: only root may name the VMM; process ${peer.pid} (uid ${peer.uid}) hands over its own queues: leave vmmPid out`, close: false };
+    }
+    if (req.op === "detach" && !this.bound) {
+      return { error: `no VMM is bound to this handoff, so process ${peer.pid} (uid ${peer.uid}) has nothing of its own to detach; only root may detach what root handed over`, close: false };
+    }
+    return null;
   }
 
-  private async onMessage(connFd: number, conn: Connection, data: Buffer, fds: number[], truncated: boolean): Promise<void> {
+  private async onMessage(conn: Connection, data: Buffer, fds: number[], truncated: boolean): Promise<void> {
     let reply: HandoffReply;
     if (truncated) {
       for (const fd of fds) libc.close(fd);
-      this.answer(connFd, refusal("(message)", `expected a message of at most 65536 bytes with at most 16 fds, got more; nothing was done`));
-      this.server.closeConnection(connFd);
+      this.answer(conn, refusal(null, `expected a message of at most ${MAX_MESSAGE_BYTES} bytes with at most ${MAX_FDS_PER_MESSAGE} fds, got more; nothing was done`));
+      this.closeConnection(conn);
       return;
     }
-    let op = "(message)";
+    let op: string | null = null;
+    let close = false;
     try {
-      const req = parseRequest(data.toString("utf8"), fds.length);
-      op = req.op;
+      const decoded = decodeRequest(data.toString("utf8"));
+      op = decoded.op;
+      const req = checkRequest(decoded, fds.length);
+      const verdict = this.verdict(conn.peer, req);
+      if (verdict) {
+        close = verdict.close;
+        throw new HandoffError(verdict.error);
+      }
       if (req.op === "attach") {
-        const vmm = req.vmmPid ?? (this.trusted(conn.peer) ? null : conn.peer.pid);
+        // A manager's queues belong to the VMM it names; a VMM's, to itself.
+        const vmm = req.vmmPid ?? (this.manager(conn.peer) ? null : conn.peer.pid);
         if (this.bound && vmm !== null && vmm !== this.bound.pid) {
           throw new HandoffError(`this relay's handoff is bound to VMM process ${this.bound.pid}; it serves one VM: detach that VM's queues, or let it exit, first`);
         }
-        const vmmPidfd = vmm === null || this.bound ? null : vmm === conn.peer.pid ? this.takePidfd(connFd) : pidfdOpen(vmm);
+        const own = vmm === conn.peer.pid;
+        const vmmPidfd = vmm === null || this.bound ? null : own ? this.takePidfd(conn) : pidfdOpen(vmm);
         try {
           const queues = await this.handler.attach(req.queues, fds, conn.peer);
           if (vmmPidfd !== null) this.bind(vmm!, vmmPidfd);
           reply = { v: HANDOFF_VERSION, op: "attach", ok: true, queues };
         } catch (err) {
-          if (vmmPidfd !== null) libc.close(vmmPidfd);
+          // The connection's own pidfd goes back to it: its peer may try again.
+          if (vmmPidfd !== null && own && this.conns.get(conn.fd) === conn) conn.pidfd = vmmPidfd;
+          else if (vmmPidfd !== null) libc.close(vmmPidfd);
           throw err;
         }
       } else if (req.op === "detach") {
@@ -201,18 +221,34 @@ export class HandoffServer {
       if (!(err instanceof HandoffError)) this.log.level("error", "a handoff request failed inside the relay", { op, error: (err as Error).message });
       reply = refusal(op, err instanceof HandoffError ? err.message : `the relay failed: ${(err as Error).message}`);
     }
-    this.answer(connFd, reply);
+    this.answer(conn, reply);
+    if (close) this.closeConnection(conn);
   }
 
-  private answer(conn: number, reply: HandoffReply): void {
-    if (!this.server.reply(conn, encodeReply(reply))) this.server.closeConnection(conn);
+  /** Sends the reply, unless the connection closed meanwhile (its fd number may be another peer's now). */
+  private answer(conn: Connection, reply: HandoffReply): void {
+    if (this.conns.get(conn.fd) !== conn) return;
+    if (!this.server.reply(conn.fd, encodeReply(reply))) this.closeConnection(conn);
+  }
+
+  private closeConnection(conn: Connection): void {
+    if (this.conns.get(conn.fd) !== conn) return;
+    this.server.closeConnection(conn.fd);
+    this.forget(conn);
+  }
+
+  /** The connection is gone: its requests still queued get no reply, and its pidfd, unless it bound the handoff, is closed. */
+  private forget(conn: Connection): void {
+    this.conns.delete(conn.fd);
+    if (conn.pidfd !== null) this.server.forgetPidfd(conn.pidfd);
+    conn.pidfd = null;
   }
 
   /** The connection's pidfd, now the caller's (closed when the VMM exits). */
-  private takePidfd(conn: number): number {
-    const pidfd = this.pendingPidfds.get(conn);
-    this.pendingPidfds.delete(conn);
-    if (pidfd === undefined) throw new HandoffError("the connection's peer could not be identified; reconnect and try again");
+  private takePidfd(conn: Connection): number {
+    const pidfd = conn.pidfd;
+    conn.pidfd = null;
+    if (pidfd === null) throw new HandoffError("the connection's peer could not be identified; reconnect and try again");
     return pidfd;
   }
 

@@ -3,12 +3,14 @@
 // the relay it runs (with the fds), in the handoff protocol's own messages;
 // the relay answers as it would a VMM. After a restart the keeper hands
 // every queue over again, and the new relay sweeps each before reading.
+// A request waits for a relay to be ready (one is being restarted) for
+// RELAY_WAIT_MS at most: then it is refused, and nothing was done.
 //
 // Relay side: serveKeeperChannel. Keeper side: KeeperChannel.
 import { SeqpacketServer, type ServerEvent } from "../../kernel/seqpacket-server.js";
 import * as libc from "../../kernel/libc.js";
 import { Logger } from "../log.js";
-import { encodeReply, HANDOFF_VERSION, HandoffError, HandoffReply, parseRequest, refusal } from "./handoff-message.js";
+import { checkRequest, decodeRequest, encodeReply, HANDOFF_VERSION, HandoffError, HandoffReply, refusal } from "./handoff-message.js";
 import { HandoffHandler } from "./handoff-server.js";
 
 /** The relay serves the keeper's requests on the inherited fd, one after another. */
@@ -20,10 +22,11 @@ export async function serveKeeperChannel(fd: number, handler: HandoffHandler, lo
     if (ev.type !== "message") return;
     queue = queue.then(async () => {
       let reply: HandoffReply;
-      let op = "(message)";
+      let op: string | null = null;
       try {
-        const req = parseRequest(Buffer.from(ev.data).toString("utf8"), ev.fds.length, true);
-        op = req.op;
+        const decoded = decodeRequest(Buffer.from(ev.data).toString("utf8"));
+        op = decoded.op;
+        const req = checkRequest(decoded, ev.fds.length, true);
         if (req.op === "attach") reply = { v: HANDOFF_VERSION, op: "attach", ok: true, queues: await handler.attach(req.queues, ev.fds, { pid: 0, uid: 0, gid: 0 }) };
         else if (req.op === "detach") reply = { v: HANDOFF_VERSION, op: "detach", ok: true, ...(await handler.detach(req.faultId, req.devIds)) };
         else {
@@ -41,6 +44,9 @@ export async function serveKeeperChannel(fd: number, handler: HandoffHandler, lo
   return server;
 }
 
+/** How long a request waits for a ready relay before the keeper refuses it. */
+export const RELAY_WAIT_MS = 10_000;
+
 /** The keeper's end: one request at a time, each waiting for the relay's reply. */
 export class KeeperChannel {
   private server: SeqpacketServer | null = null;
@@ -50,8 +56,10 @@ export class KeeperChannel {
   private chain: Promise<unknown> = Promise.resolve();
   private readyWaiters: (() => void)[] = [];
 
-  static async start(): Promise<KeeperChannel> {
-    const ch = new KeeperChannel();
+  private constructor(private readonly relayWaitMs: number) {}
+
+  static async start(relayWaitMs = RELAY_WAIT_MS): Promise<KeeperChannel> {
+    const ch = new KeeperChannel(relayWaitMs);
     ch.server = await SeqpacketServer.forConnections("keeper's channel to its relay");
     ch.server.on("event", (ev: ServerEvent) => ch.onEvent(ev));
     return ch;
@@ -94,13 +102,28 @@ export class KeeperChannel {
     await this.server?.close();
   }
 
-  /** Whether a relay is connected and ready now (else requests wait for the next one). */
-  private connected(): Promise<void> {
-    return this.isReady ? Promise.resolve() : new Promise((resolve) => this.readyWaiters.push(resolve));
+  /** Whether a relay is ready now, or becomes ready within relayWaitMs. */
+  private connected(): Promise<boolean> {
+    if (this.isReady) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const ready = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        this.readyWaiters = this.readyWaiters.filter((w) => w !== ready);
+        resolve(false);
+      }, this.relayWaitMs);
+      timer.unref();
+      this.readyWaiters.push(ready);
+    });
   }
 
   private async send(body: object, fds: readonly number[], wait = true): Promise<HandoffReply | null> {
-    if (wait) await this.connected();
+    if (wait && !(await this.connected())) {
+      const op = (body as { op?: unknown }).op;
+      return refusal(typeof op === "string" ? op : null, `no relay has been ready for ${this.relayWaitMs / 1000} s (the keeper is starting it again: see its log); nothing was done: try again`);
+    }
     if (this.fd < 0) return null;
     const reply = new Promise<HandoffReply | null>((resolve) => (this.waiting = resolve));
     if (!this.server!.reply(this.fd, Buffer.from(JSON.stringify(body)), fds)) {
