@@ -109,6 +109,9 @@ cleanup() {
 }
 trap cleanup EXIT
 tar -C "$root" -xpf "$base"
+# mktemp makes the directory 0700 (and the tarball's "./" carries that mode): as /,
+# it would stop every user but root at the first path lookup.
+chmod 0755 "$root"
 
 # Node 20 and npm, from where this host's `node` and `npm` resolve.
 node_bin=$(readlink -f "$(command -v node)")

@@ -16,11 +16,12 @@ import { KernelEmulator } from "../../src/fault/emulator/kernel-emulator.js";
 import { handoffRequest } from "../../src/ctl/handoff-client.js";
 import type { HandoffReply } from "../../src/relay/handoff/handoff-message.js";
 import { status, until, waitStatus } from "./control-harness.js";
-import { asNobody, attach, ok, refused, startRelay, type Relay } from "./handoff-harness.js";
+import { asNobody, attach, nobodyReadable, ok, refused, startRelay, type Relay } from "./handoff-harness.js";
 
-const CLIENT = fileURLToPath(new URL("../../src/ctl/handoff-client.js", import.meta.url));
-const RIGHTS = fileURLToPath(new URL("../../src/kernel/unix-rights.js", import.meta.url));
-const LIBC = fileURLToPath(new URL("../../src/kernel/libc.js", import.meta.url));
+/** The modules the peers (user nobody) import, where they can read them. */
+const CLIENT = nobodyReadable(fileURLToPath(new URL("../../src/ctl/handoff-client.js", import.meta.url)));
+const RIGHTS = nobodyReadable(fileURLToPath(new URL("../../src/kernel/unix-rights.js", import.meta.url)));
+const LIBC = nobodyReadable(fileURLToPath(new URL("../../src/kernel/libc.js", import.meta.url)));
 
 interface Peer {
   child: ChildProcess;

@@ -1,12 +1,13 @@
 // A real relay process with a handoff socket (docs/handoff.md) for the
 // handoff tests: its control address, its log, the fds it holds, and the
 // small request builders those tests share.
-import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, chownSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { chmodSync, chownSync, cpSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
 import type { EmulatorStats, EmulatorViolation } from "../../src/fault/emulator/kernel-emulator.js";
 import type { HandoffReply } from "../../src/relay/handoff/handoff-message.js";
-import { RELAY_CLI, tempDir, until, waitStatus } from "./control-harness.js";
+import { RELAY_CLI, ROOT, tempDir, until, waitStatus } from "./control-harness.js";
 import { reconnectingAgent, type AnswerPolicy } from "../support/reconnecting-agent.js";
 
 type Test = Parameters<typeof tempDir>[0];
@@ -29,6 +30,30 @@ export function asNobody(argv: string[]): [string, string[]] {
   return ["setpriv", [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", ...argv]];
 }
 
+let readableRoot: string | null = null;
+/**
+ * `path`, a file of this checkout, where user nobody can read it: in the
+ * checkout when nobody can reach it, else in a copy of what runs (built code,
+ * runtime modules) made once per test process. A clone in root's home, as
+ * the README's fresh machine has it, is out of nobody's reach (/root is 0700
+ * on Debian).
+ */
+export function nobodyReadable(path: string): string {
+  if (readableRoot === null) {
+    const [file, args] = asNobody(["test", "-r", RELAY_CLI]);
+    if (spawnSync(file, args).status === 0) {
+      readableRoot = ROOT;
+    } else {
+      const copy = mkdtempSync(join(tmpdir(), "iopf-for-nobody-"));
+      process.once("exit", () => rmSync(copy, { recursive: true, force: true }));
+      for (const part of ["package.json", "build", "node_modules"]) cpSync(join(ROOT, part), join(copy, part), { recursive: true, verbatimSymlinks: true });
+      execFileSync("chmod", ["-R", "a+rX", copy]);
+      readableRoot = copy;
+    }
+  }
+  return join(readableRoot, relative(ROOT, path));
+}
+
 export interface RelayStart {
   answer?: AnswerPolicy;
   extra?: string[];
@@ -44,7 +69,7 @@ export async function startRelay(t: Test, o: RelayStart = {}): Promise<Relay> {
   chmodSync(dir, 0o755);
   const handoff = join(dir, "handoff.sock");
   const socket = join(dir, "link.sock");
-  const argv = [process.execPath, RELAY_CLI, "--handoff", `unix:${handoff}`, "--config", join(dir, "relay.json"), "--socket-path", socket,
+  const argv = [process.execPath, o.nobody ? nobodyReadable(RELAY_CLI) : RELAY_CLI, "--handoff", `unix:${handoff}`, "--config", join(dir, "relay.json"), "--socket-path", socket,
     "--control", "tcp:127.0.0.1:0", "--log-format", "json", "--log-level", "debug", ...(o.extra ?? [])];
   const [file, args] = o.nobody ? asNobody(argv) : [argv[0]!, argv.slice(1)];
   const child = spawn(file, args, { stdio: ["ignore", "ignore", "pipe"] });
