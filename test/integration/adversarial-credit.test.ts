@@ -40,9 +40,12 @@ test("window 0, then 4 billion: clamped to max_in_flight; never more in flight t
 
 test("a group whose deadline passed while it waited for credit is answered by its deadline, never sent with budget_us 0", async (t) => {
   const deadlineMs = 50;
+  // The group raised last, on device 2, must be sent however slow the machine: its deadline is long.
+  const patientMs = 30_000;
   let blockNextChunk = false;
   const relay = await HostileRelay.start({
     deadlineMs,
+    deadlineByDevId: { 2: patientMs },
     // Runs before the relay's own listener: holds the loop past every deadline just as the CREDIT arrives, so the
     // send that the CREDIT schedules (an immediate) runs before the deadline timers do.
     wrap: (stream) => stream.on("data", () => {
@@ -62,10 +65,10 @@ test("a group whose deadline passed while it waited for credit is answered by it
   guest.credit(10);
   await until(() => relay.audit.count("deadline") === 3, 10_000, "the 3 answered by their deadline");
   // A group raised now is sent; anything sent before it arrived before it.
-  relay.raise(1);
+  relay.raise(1, 2);
   await until(() => guest.requests.length > 0, 10_000, "the next group sent");
-  t.deepEqual(guest.requests.map((r) => r.budgetUs > 0), [true], "only the new group was sent, with a budget");
-  t.true(guest.requests[0]!.budgetUs <= deadlineMs * 1000);
+  t.deepEqual(guest.requests.map((r) => r.endpoint), [2], "only the new group was sent");
+  t.true(guest.requests[0]!.budgetUs > 0 && guest.requests[0]!.budgetUs <= patientMs * 1000, "with a budget within its deadline");
   t.deepEqual(await relay.finish(), clean(4));
 });
 

@@ -67,6 +67,8 @@ export class GroupAudit implements GroupObserver {
 
 export interface HostileRelayOptions {
   deadlineMs?: number;
+  /** Devices whose deadline is not deadlineMs. */
+  deadlineByDevId?: Readonly<Record<number, number>>;
   graceMs?: number;
   limits?: Partial<LinkLimits>;
   ledger?: Partial<LedgerLimits>;
@@ -84,7 +86,7 @@ export class HostileRelay {
 
   private constructor(readonly path: string, private readonly dir: string, private readonly listener: UnixListener, opts: HostileRelayOptions) {
     this.core = new RelayCore({
-      devices: simpleDevices(opts.deadlineMs ?? 200),
+      devices: simpleDevices(opts.deadlineMs ?? 200, opts.deadlineByDevId),
       link: {
         capabilities: { ...OUR_CAPABILITIES, limits: { ...DEFAULT_LIMITS, ...opts.limits } },
         model: pb.ViommuModel.VIRTIO_IOMMU,
