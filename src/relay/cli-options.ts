@@ -1,7 +1,7 @@
 // The iopf-relay command line, parsed and checked. Follows QEMU's vhost-user
 // backend program conventions: --socket-path or --fd (exclusive) for the
 // channel, --print-capabilities, errors on stderr with a non-zero exit.
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import { parseAddress } from "../link/transport/address.js";
 import { LinkEndpointSpec } from "./link-endpoint.js";
 import { LogFormat, LogLevel } from "./log.js";
@@ -69,6 +69,17 @@ export class UsageError extends Error {
   override readonly name = "UsageError";
 }
 
+type Flags = NonNullable<ParseArgsConfig["options"]>;
+
+/** Flags only, no positionals; node's own complaint about them becomes a UsageError, after `prefix`. */
+export function parseFlags<O extends Flags>(argv: string[], options: O, prefix = "") {
+  try {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new UsageError(prefix + (err as Error).message);
+  }
+}
+
 function integer(flag: string, text: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const n = Number(text);
   if (!/^\d+$/.test(text) || n < min || n > max) {
@@ -88,26 +99,16 @@ function address(flag: string, text: string): string {
 }
 
 export function parseRelayCli(argv: string[]): ParsedCli {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        "socket-path": { type: "string" }, "socket-mode": { type: "string" }, listen: { type: "string" }, connect: { type: "string" }, fd: { type: "string" },
-        source: { type: "string", multiple: true }, "fault-fd": { type: "string", multiple: true },
-        "emulator-fd": { type: "string", multiple: true }, iommufd: { type: "boolean" },
-        handoff: { type: "string" }, "handoff-group": { type: "string" }, "keeper-channel": { type: "string" },
-        config: { type: "string" }, rate: { type: "string" },
-        "log-format": { type: "string" }, "log-level": { type: "string" },
-        keeper: { type: "boolean" }, control: { type: "string" },
-        "print-capabilities": { type: "boolean" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const values = parseFlags(argv, {
+    "socket-path": { type: "string" }, "socket-mode": { type: "string" }, listen: { type: "string" }, connect: { type: "string" }, fd: { type: "string" },
+    source: { type: "string", multiple: true }, "fault-fd": { type: "string", multiple: true },
+    "emulator-fd": { type: "string", multiple: true }, iommufd: { type: "boolean" },
+    handoff: { type: "string" }, "handoff-group": { type: "string" }, "keeper-channel": { type: "string" },
+    config: { type: "string" }, rate: { type: "string" },
+    "log-format": { type: "string" }, "log-level": { type: "string" },
+    keeper: { type: "boolean" }, control: { type: "string" },
+    "print-capabilities": { type: "boolean" }, version: { type: "boolean" }, help: { type: "boolean", short: "h" },
+  });
   if (values.help) return { kind: "help" };
   if (values.version) return { kind: "version" };
   if (values["print-capabilities"]) return { kind: "print-capabilities" };

@@ -1,7 +1,6 @@
 // The command line of `npm start` (build/src/cli/demo.js): two numbers and
 // --help, each checked, a bad one being a usage error of one line.
-import { parseArgs } from "node:util";
-import { UsageError } from "./cli-options.js";
+import { parseFlags, UsageError } from "./cli-options.js";
 
 export const DEMO_USAGE = `usage: npm start -- [--rate N] [--seconds N]
        node build/src/cli/demo.js [--rate N] [--seconds N]
@@ -25,17 +24,7 @@ function positiveInteger(flag: string, text: string): number {
 }
 
 export function parseDemoArgs(argv: string[]): DemoOptions {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: { rate: { type: "string" }, seconds: { type: "string" }, help: { type: "boolean", short: "h" } },
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const values = parseFlags(argv, { rate: { type: "string" }, seconds: { type: "string" }, help: { type: "boolean", short: "h" } });
   if (values.help) return { help: true };
   return {
     help: false,

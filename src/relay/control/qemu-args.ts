@@ -4,8 +4,7 @@
 // restarted alone. QEMU before 9.2 takes reconnect=SECONDS; 9.2 deprecated
 // it for reconnect-ms=MILLISECONDS.
 import { execFileSync } from "node:child_process";
-import { parseArgs } from "node:util";
-import { UsageError } from "../cli-options.js";
+import { parseFlags, UsageError } from "../cli-options.js";
 
 export const PORT_NAME = "org.iopf-relay.0";
 
@@ -83,18 +82,10 @@ function installedQemuVersion(): string | null {
 
 /** Parses the subcommand's own arguments (after "print-qemu-args"); "help" when asked for it. */
 export function parseQemuArgsCli(argv: string[]): QemuArgsOptions | "help" {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv, strict: true, allowPositionals: false,
-      options: {
-        vm: { type: "string" }, "socket-path": { type: "string" }, "qemu-version": { type: "string" },
-        "reconnect-ms": { type: "string" }, id: { type: "string" }, format: { type: "string" }, help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch (err) {
-    throw new UsageError(`print-qemu-args: ${(err as Error).message}`);
-  }
+  const values = parseFlags(argv, {
+    vm: { type: "string" }, "socket-path": { type: "string" }, "qemu-version": { type: "string" },
+    "reconnect-ms": { type: "string" }, id: { type: "string" }, format: { type: "string" }, help: { type: "boolean", short: "h" },
+  }, "print-qemu-args: ");
   if (values.help) return "help";
   if ((values.vm === undefined) === (values["socket-path"] === undefined)) {
     throw new UsageError("print-qemu-args: expected exactly one of --vm NAME or --socket-path PATH");
