@@ -1,10 +1,10 @@
 // Agents taking the session from each other show in /api/status and in
 // iopfctl status, not only in the log: three takeovers within a minute.
 import test from "ava";
-import { EventEmitter } from "node:events";
 import { DeviceStats } from "../../src/relay/control/device-stats.js";
 import { EventStream } from "../../src/relay/control/event-stream.js";
-import { RelayView } from "../../src/relay/control/relay-view.js";
+import type { RelayView } from "../../src/relay/control/relay-view.js";
+import { relayViewOf } from "../support/relay-view-stub.js";
 import { relayStatus } from "../../src/relay/control/status.js";
 import { FLAPPING_TAKEOVERS, RelayMetrics } from "../../src/relay/relay-metrics.js";
 import { statusText } from "../../src/ctl/status-command.js";
@@ -15,14 +15,7 @@ function relayWithTakeovers(n: number): RelayView {
     metrics.takeovers++;
     metrics.recentTakeovers = [...metrics.recentTakeovers, performance.now()].slice(-FLAPPING_TAKEOVERS);
   }
-  return {
-    core: { metrics, events: new EventEmitter(), inFlight: 0, queued: 0, currentSession: null } as unknown as RelayView["core"],
-    devices: [],
-    viommu: "virtio-iommu",
-    sources: ["synthetic:65535"],
-    software: "iopf-relay test",
-    startedAtMs: performance.now(),
-  };
+  return relayViewOf(metrics);
 }
 
 const status = (n: number) => relayStatus(relayWithTakeovers(n), new DeviceStats(), new EventStream("test"), { synthetic: true, emulator: false });
