@@ -26,6 +26,7 @@ import { RelayMetrics } from "../relay/relay-metrics.js";
 import { createLogger } from "../relay/log.js";
 import { emulatorDemoLoad, openSources } from "../relay/source-factory.js";
 import { IOMMU_DEVICE } from "../relay/startup-error.js";
+import { StopSignals } from "../relay/stop-signals.js";
 import { SOFTWARE } from "../relay/version.js";
 
 /** Endpoints the demo agent refuses, on purpose, so that both codes show: FAILURE is written to the kernel as INVALID. */
@@ -90,18 +91,9 @@ async function main(argv: string[]): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "iopf-demo-"));
   // Whatever ends the demo, its temporary directory goes with it.
   process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
-  // A stop asked for while things still start is carried out once they have.
-  let stop: (() => Promise<void>) | null = null;
-  let stopAsked = false;
-  const askStop = (): void => {
-    stopAsked = true;
-    void stop?.();
-  };
-  process.on("SIGINT", askStop);
-  process.on("SIGTERM", askStop);
-  // The terminal closed, or `npm start | head` has read enough: stop the same way.
-  process.on("SIGHUP", askStop);
-  process.stdout.on("error", askStop);
+  // The terminal closed (SIGHUP), or `npm start | head` has read enough: stop the same way.
+  const signals = new StopSignals(["SIGINT", "SIGTERM", "SIGHUP"]);
+  process.stdout.on("error", () => signals.ask("stdout closed"));
   const socket = join(dir, "link.sock");
   const config = demoConfig();
   const agentConfigFile = join(dir, "agent.json");
@@ -150,10 +142,10 @@ async function main(argv: string[]): Promise<void> {
       },
       () => undefined,
     );
-    if (elapsedS() >= seconds) askStop();
+    if (elapsedS() >= seconds) signals.ask(`${seconds} s passed`);
   }, 1000);
 
-  stop = async (): Promise<void> => {
+  const stop = async (): Promise<void> => {
     if (stopping) return;
     stopping = true;
     clearInterval(tick);
@@ -168,7 +160,7 @@ async function main(argv: string[]): Promise<void> {
     if (final.violationCount > 0) process.stderr.write(`iopf-relay demo: the relay broke the kernel's contract: ${JSON.stringify(final.violations.slice(0, 5))}\n`);
     process.exit(final.violationCount > 0 || m.groups !== m.totalAnswers() ? 1 : 0);
   };
-  if (stopAsked) await stop();
+  signals.handle(() => void stop());
 }
 
 main(process.argv.slice(2)).catch((err: Error) => {

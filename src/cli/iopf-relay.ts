@@ -20,8 +20,10 @@ import { serveKeeperChannel } from "../relay/handoff/keeper-link.js";
 import { checkIommuDevice, StartupError } from "../relay/startup-error.js";
 import { SOFTWARE, VERSION } from "../relay/version.js";
 import { failpoint } from "../kernel/failpoint.js";
+import { StopSignals } from "../relay/stop-signals.js";
 
 async function main(argv: string[]): Promise<number> {
+  const signals = new StopSignals();
   if (argv[0] === "print-qemu-args") {
     const opts = parseQemuArgsCli(argv.slice(1));
     process.stdout.write(opts === "help" ? QEMU_ARGS_USAGE + "\n" : printQemuArgs(opts));
@@ -53,6 +55,7 @@ async function main(argv: string[]): Promise<number> {
       cli, script: fileURLToPath(import.meta.url), configJson, maxHeld: config.maxHeld,
       devIds: cli.config ? config.devices.entries.map((e) => e.devId) : DEMO_DEV_IDS,
       log: createLogger("iopf-relay-keeper", cli.logFormat, cli.logLevel),
+      signals,
       announce: (info) => process.stdout.write(JSON.stringify(info) + "\n"),
     });
   }
@@ -65,6 +68,7 @@ async function main(argv: string[]): Promise<number> {
     log,
     (info) => process.stdout.write(JSON.stringify(info) + "\n"),
   );
+  failpoint("relay-starting");
   const relay = await startRelay({ config, link: cli.link, sources: opened.sources, log, software: SOFTWARE, control: cli.control, emulator: opened.emulator });
   relay.core.metrics.keeperRestarts = Number(process.env[RESTARTS_ENV] ?? 0) || 0;
   const handed = cli.handoff === null && cli.keeperChannel === null ? null : new HandedQueues({ core: relay.core, devices: relay.devices, fds: opened.fds!, log });
@@ -106,8 +110,7 @@ async function main(argv: string[]): Promise<number> {
     log("stopped", relay.core.metrics.summary());
     process.exit(0);
   };
-  process.on("SIGTERM", () => void stop("SIGTERM"));
-  process.on("SIGINT", () => void stop("SIGINT"));
+  signals.handle((signal) => void stop(signal));
   return -1;
 }
 

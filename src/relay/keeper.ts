@@ -21,6 +21,7 @@ import { sweepBound } from "../kernel/fault-pump.js";
 import { checkEmulatorFd, checkFaultFd } from "../kernel/fd-kind.js";
 import { IommuFd } from "../kernel/iommufd.js";
 import type { FdKind } from "../kernel/record-reader.js";
+import { failpoint } from "../kernel/failpoint.js";
 import { sweepCookies } from "../kernel/sweep.js";
 import { seqpacketPair } from "../kernel/unix-rights.js";
 import * as libc from "../kernel/libc.js";
@@ -33,6 +34,7 @@ import { ConfigError, parseRelayConfig, readConfigText } from "./config.js";
 import { HandoffServer } from "./handoff/handoff-server.js";
 import { KeeperChannel } from "./handoff/keeper-link.js";
 import { KeeperQueues } from "./handoff/keeper-queues.js";
+import { StopSignals } from "./stop-signals.js";
 
 /** Restarts back off from the first delay to the last, doubling; a relay that lived this long starts the count again. */
 const RESTART_MIN_MS = 100;
@@ -62,6 +64,8 @@ export interface KeeperOptions {
   /** Devices the emulator's demo load raises faults on (contiguous ids). */
   devIds: number[];
   log: Logger;
+  /** SIGTERM and SIGINT since the program began: a stop asked for while the keeper opens what it holds is carried out once it has. */
+  signals: StopSignals;
   announce: (info: object) => void;
   /** The relay (first start or a restart) said it is ready. */
   ready?: () => void;
@@ -102,6 +106,7 @@ export async function runKeeper(opts: KeeperOptions): Promise<number> {
     opts.announce({ iommufd: iommu.fd, faultId, faultFd });
     held.push({ fd: faultFd, kind: "kernel", flag: "--fault-fd" });
   }
+  failpoint("keeper-starting");
   let emulator: KernelEmulator | null = null;
   if (cli.sources.includes("emulator")) {
     emulator = await KernelEmulator.start();
@@ -219,7 +224,7 @@ export async function runKeeper(opts: KeeperOptions): Promise<number> {
     });
   };
 
-  const stop = (signal: NodeJS.Signals): void => {
+  const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     log("stopping: the relay answers what it has read, then the keeper exits", { signal });
@@ -230,8 +235,7 @@ export async function runKeeper(opts: KeeperOptions): Promise<number> {
       void finish(0);
     }
   };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
+  opts.signals.handle((signal) => stop(signal));
   // A reload reads the operator's file again; the relay reloads the keeper's copy of it.
   if (cli.config !== null) {
     const source = cli.config;
@@ -246,6 +250,6 @@ export async function runKeeper(opts: KeeperOptions): Promise<number> {
       }
     });
   }
-  startChild();
+  if (!stopping) startChild();
   return done;
 }

@@ -54,8 +54,8 @@ function beforeExit<T>(p: Promise<T>, proc: Proc, what: string): Promise<T> {
 }
 
 /** A datagram sent just before the process exited: it is in the receiver's queue, so it comes, or the wait fails. */
-function sentBeforeExit(r: { next(): Promise<Datagram> }, what: string): Promise<Datagram> {
-  return Promise.race([r.next(), new Promise<Datagram>((_, reject) => setTimeout(() => reject(new Error(`expected ${what} in the receiver's queue`)), 10_000).unref())]);
+function sentBeforeExit(r: { next(): Promise<Datagram> }, what: string, proc: Proc): Promise<Datagram> {
+  return Promise.race([r.next(), new Promise<Datagram>((_, reject) => setTimeout(() => reject(new Error(`expected ${what} in the receiver's queue; the process said:\n${proc.stderr()}`)), 10_000).unref())]);
 }
 
 const abstractName = (): string => `@iopf-relay-test-${randomBytes(6).toString("hex")}`;
@@ -101,7 +101,7 @@ test("the relay says READY=1 once its socket listens (mode 0600), and STOPPING=1
   t.is(statSync(socketPath).mode & 0o777, 0o600);
   relay.child.kill("SIGTERM");
   t.is(await relay.exited, 0, relay.stderr());
-  t.deepEqual(await sentBeforeExit(r, "STOPPING=1"), { pid: relay.child.pid, msg: "STOPPING=1" });
+  t.deepEqual(await sentBeforeExit(r, "STOPPING=1", relay), { pid: relay.child.pid, msg: "STOPPING=1" });
 });
 
 test("under --keeper the relay child, not the keeper, says READY=1; --socket-mode 0660 reaches the child's socket", async (t) => {
@@ -118,7 +118,7 @@ test("under --keeper the relay child, not the keeper, says READY=1; --socket-mod
   t.is(statSync(socketPath).mode & 0o777, 0o660);
   keeper.child.kill("SIGTERM");
   t.is(await keeper.exited, 0, keeper.stderr());
-  t.is((await sentBeforeExit(r, "STOPPING=1")).msg, "STOPPING=1");
+  t.is((await sentBeforeExit(r, "STOPPING=1", keeper)).msg, "STOPPING=1");
 });
 
 test("--socket-mode: 0600 or 0660, and only for a listening Unix socket", async (t) => {
