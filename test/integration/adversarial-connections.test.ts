@@ -35,8 +35,7 @@ test("a displaced connection is told, closed for good, and its CREDIT(0) and ans
 
 test("a connection that sends garbage or never shakes hands does not disturb the agent in session", async (t) => {
   const relay = await HostileRelay.start({ deadlineMs: 60_000 });
-  const agent = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 10_000, "a session");
+  const agent = await relay.connectInSession();
   const epoch = relay.core.currentSession!.epoch;
   const http = await connectUnix(relay.path);
   http.write(Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));

@@ -15,8 +15,7 @@ test.after.always(() => HostileRelay.closeAll());
 
 test("window 0, then 4 billion: clamped to max_in_flight; never more in flight than that", async (t) => {
   const relay = await HostileRelay.start({ deadlineMs: 5000, limits: { maxInFlight: 64 } });
-  const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 10_000, "a session");
+  const guest = await relay.connectInSession();
   guest.credit(0);
   await tick(30);
   relay.raise(200);
@@ -54,8 +53,7 @@ test("a group whose deadline passed while it waited for credit is answered by it
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, deadlineMs * 2);
     }),
   });
-  const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 10_000, "a session");
+  const guest = await relay.connectInSession();
   guest.stopHeartbeats();
   guest.credit(0);
   await until(() => relay.core.metrics.creditWindow === 0, 10_000, "window 0");
@@ -74,8 +72,7 @@ test("a group whose deadline passed while it waited for credit is answered by it
 
 test("a flood of 500k CREDIT frames: cheap, bounded, and the last window wins", async (t) => {
   const relay = await HostileRelay.start({ deadlineMs: 5000 });
-  const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 10_000, "a session");
+  const guest = await relay.connectInSession();
   const frames = Buffer.concat(Array.from({ length: 1000 }, (_, i) => guest.frame(RequestCode.CREDIT, pb.CreditGrant, { window: i % 2 === 0 ? 0 : 0xffffffff })));
   const { memory } = await measureRss(() => guest.pour(Array.from({ length: 500 }, () => frames)));
   guest.credit(5);
@@ -94,10 +91,8 @@ test("a flood of 500k CREDIT frames: cheap, bounded, and the last window wins", 
 // Serial: the floods of this file, run beside it, would starve its 100 ms heartbeats.
 test.serial("heartbeat silence: the session ends with HEARTBEAT_TIMEOUT after 3 intervals, the held groups wait for the next", async (t) => {
   const relay = await HostileRelay.start({ deadlineMs: 5000, limits: { heartbeatMs: 100 } });
-  const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 10_000, "a session");
-  relay.raise(3);
-  await until(() => guest.requests.length === 3, 10_000, "3 requests");
+  const guest = await relay.connectInSession();
+  await relay.raiseSent(guest, 3);
   guest.welcome = (hello) => ({ ...echoOffer(hello), limits: { ...hello.limits, heartbeatMs: 60_000 } });
   guest.stopHeartbeats();
   const silentFrom = Date.now();

@@ -13,10 +13,8 @@ test.after.always(() => HostileRelay.closeAll());
 
 test("the agent vanishes mid-batch: its whole answers count, the half-written frame is nothing, the rest go to the next agent", async (t) => {
   const relay = await HostileRelay.start({ deadlineMs: 10_000, graceMs: 5000 });
-  const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 10_000, "a session");
-  relay.raise(100);
-  await until(() => guest.requests.length === 100, 10_000, "100 requests");
+  const guest = await relay.connectInSession();
+  await relay.raiseSent(guest, 100);
   const tags = guest.requests.map((r) => r.tag);
   guest.answer(tags.slice(0, 25));
   const half = guest.frame(RequestCode.PAGE_RESPONSES, pb.PageResponseBatch, { responses: tags.slice(25, 50).map((tag) => ({ tag, code: 0 })) });
@@ -57,8 +55,7 @@ test("the link flaps 100 times (connect, hold groups, drop) and nothing is lost 
 
 test("answers the source refuses (EINVAL: a detach answered them first) are counted once as ended by the kernel, not retried, and nothing else breaks", async (t) => {
   const relay = await HostileRelay.start({ deadlineMs: 10_000 });
-  const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 10_000, "a session");
+  const guest = await relay.connectInSession();
   relay.raise(5, 1);
   relay.raise(5, 2);
   await until(() => guest.requests.length === 10, 10_000, "10 requests");

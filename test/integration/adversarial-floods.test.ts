@@ -41,10 +41,8 @@ function* packed(count: number, make: (i: number) => Buffer): Generator<Buffer> 
 /** A relay whose guest holds 5 groups with deadlines and grace long enough to outlast any flood. */
 async function holdingFive(): Promise<{ relay: HostileRelay; guest: HostileGuest }> {
   const relay = await HostileRelay.start({ deadlineMs: 30_000, graceMs: 60_000 });
-  const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 10_000, "a session");
-  relay.raise(5);
-  await until(() => guest.requests.length === 5, 10_000, "5 requests");
+  const guest = await relay.connectInSession();
+  await relay.raiseSent(guest, 5);
   return { relay, guest };
 }
 
@@ -61,10 +59,8 @@ async function stillServes(relay: HostileRelay): Promise<void> {
 test.serial("a million forged answers: all dropped and counted, memory bounded, real answers still land", async (t) => {
   t.timeout(120_000);
   const relay = await HostileRelay.start({ deadlineMs: 30_000 });
-  const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 10_000, "a session");
-  relay.raise(8);
-  await until(() => guest.requests.length === 8, 10_000, "8 requests");
+  const guest = await relay.connectInSession();
+  await relay.raiseSent(guest, 8);
   const real = new Set(guest.requests.map((r) => r.tag));
   const BATCH = 256;
   const FRAMES = Math.ceil(1_000_000 / BATCH);

@@ -27,10 +27,8 @@ function header(code: number, flags: number, id: number, size: number): Buffer {
 /** Holds 3 groups in a session, lets `attack` break it, then checks the relay recovers and loses nothing. */
 async function survives(attack: (guest: HostileGuest) => void | Promise<void>, expectCode: number | null): Promise<{ ok: boolean; detail: string }> {
   const relay = await HostileRelay.start({ deadlineMs: 10_000, graceMs: 10_000 });
-  const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 10_000, "a session");
-  relay.raise(3);
-  await until(() => guest.requests.length === 3, 10_000, "3 requests");
+  const guest = await relay.connectInSession();
+  await relay.raiseSent(guest, 3);
   const epoch = relay.core.currentSession!.epoch;
   await attack(guest);
   if (expectCode !== null) await until(() => guest.relayErrors.some((e) => e.code === expectCode), 10_000, `ERROR ${expectCode} from the relay`);
@@ -76,10 +74,8 @@ for (const [name, code, attack] of cases) {
 
 test("a frame trickled one byte per read is parsed like any other; a half-sent frame is dropped at the next resync", async (t) => {
   const relay = await HostileRelay.start({ deadlineMs: 10_000 });
-  const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 10_000, "a session");
-  relay.raise(2);
-  await until(() => guest.requests.length === 2, 10_000, "2 requests");
+  const guest = await relay.connectInSession();
+  await relay.raiseSent(guest, 2);
   const frame = guest.frame(RequestCode.PAGE_RESPONSES, pb.PageResponseBatch, { responses: [{ tag: guest.requests[0]!.tag, code: 0 }] });
   // No heartbeat of the guest's own may land between two of the frame's bytes.
   guest.stopHeartbeats();

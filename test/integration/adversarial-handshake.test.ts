@@ -48,8 +48,7 @@ for (const [name, patch] of refused) {
 
 test("a HELLO from the guest, and page requests or cancels from it, end the session with UNEXPECTED_MESSAGE", async (t) => {
   const relay = await HostileRelay.start({ deadlineMs: 5000 });
-  const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 10_000, "a session");
+  const guest = await relay.connectInSession();
   const sends = [
     () => guest.send(RequestCode.HELLO, pb.Hello, { versionMin: 1, versionMax: 1, sessionEpoch: 1 }, Flag.NEED_REPLY),
     () => guest.send(RequestCode.PAGE_REQUESTS, pb.PageRequestBatch, { requests: [{ tag: 1 }] }),

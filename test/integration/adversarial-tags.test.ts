@@ -14,10 +14,8 @@ const INVALID = pb.ResponseCode.RESPONSE_INVALID;
 
 test("forged, repeated and out-of-range tags are dropped; each real group gets the code the guest chose for it", async (t) => {
   const relay = await HostileRelay.start({ deadlineMs: 2000 });
-  const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 10_000, "a session");
-  const addrs = relay.raise(20);
-  await until(() => guest.requests.length === 20, 10_000, "20 requests");
+  const guest = await relay.connectInSession();
+  const addrs = await relay.raiseSent(guest, 20);
   const tags = guest.requests.map((r) => r.tag);
   // Forged: never issued; out of range: 0 and the u32 extremes; and a flood of repeats of one real tag.
   const forged = [0, 0xffffffff, 0x7fffffff, Math.max(...tags) + 1, Math.max(...tags) + 1000];
@@ -40,8 +38,7 @@ test("forged, repeated and out-of-range tags are dropped; each real group gets t
 
 test("late answers (after the deadline answered) and answers of an earlier session are dropped, never written", async (t) => {
   const relay = await HostileRelay.start({ deadlineMs: 400, graceMs: 5000 });
-  const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 10_000, "a session");
+  const guest = await relay.connectInSession();
   relay.raise(5);
   await until(() => relay.audit.count("deadline") === 5, 10_000, "deadline answers");
   const late = guest.requests.map((r) => r.tag);
@@ -70,8 +67,7 @@ test("late answers (after the deadline answered) and answers of an earlier sessi
 
 test("an answer that arrives for a group never sent (still queued behind a zero window) is dropped", async (t) => {
   const relay = await HostileRelay.start({ deadlineMs: 150 });
-  const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 10_000, "a session");
+  const guest = await relay.connectInSession();
   guest.credit(0);
   await tick(30);
   relay.raise(4);
@@ -87,10 +83,8 @@ test("an answer that arrives for a group never sent (still queued behind a zero 
 
 test("answer codes outside 0..2 answer the group INVALID and are counted; the session goes on", async (t) => {
   const relay = await HostileRelay.start({ deadlineMs: 5000 });
-  const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 10_000, "a session");
-  relay.raise(3);
-  await until(() => guest.requests.length === 3, 10_000, "3 requests");
+  const guest = await relay.connectInSession();
+  await relay.raiseSent(guest, 3);
   const codes = [3, -1, 0x7fffffff];
   guest.requests.forEach((r, i) => guest.answer([r.tag], codes[i]));
   await until(() => relay.audit.count("guest") === 3, 10_000, "the 3 answered");

@@ -20,8 +20,7 @@ function sessionDowns(relay: HostileRelay): { requeued: number; cause: string }[
 test("a SYNC the relay answered while hunting counts: sent again once aligned it draws an ACK and nothing else; a new one starts a new session", async (t) => {
   const relay = await HostileRelay.start({ deadlineMs: 5000 });
   // The guest's SYNC goes out as it connects, before its ACK of the relay's SYNC: the relay, hunting until that ACK, answers it then.
-  const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 10_000, "a session");
+  const guest = await relay.connectInSession();
   const epoch = relay.core.currentSession!.epoch;
   guest.write(encodeMarker(MarkerKind.SYNC, guest.nonce));
   await guest.barrier();
@@ -37,10 +36,8 @@ test("a SYNC the relay answered while hunting counts: sent again once aligned it
 
 test("outside a session HEARTBEAT and GOODBYE are answered and PAGE_RESPONSES is UNEXPECTED_MESSAGE; the groups held come again with their tags and what is left of their deadlines", async (t) => {
   const relay = await HostileRelay.start({ deadlineMs: 30_000, graceMs: 60_000 });
-  const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 10_000, "a session");
-  relay.raise(3);
-  await until(() => guest.requests.length === 3, 10_000, "3 requests");
+  const guest = await relay.connectInSession();
+  await relay.raiseSent(guest, 3);
   const first = guest.requests.slice(0, 3);
 
   guest.goodbye(pb.GoodbyeReason.GOODBYE_RESTART);
@@ -71,10 +68,8 @@ test("outside a session HEARTBEAT and GOODBYE are answered and PAGE_RESPONSES is
 
 test("a drain before GOODBYE: CREDIT 0, a heartbeat's echo, every group answered; nothing is sent again", async (t) => {
   const relay = await HostileRelay.start({ deadlineMs: 30_000, graceMs: 60_000 });
-  const guest = await relay.connect();
-  await until(() => relay.core.currentSession !== null, 10_000, "a session");
-  relay.raise(3);
-  await until(() => guest.requests.length === 3, 10_000, "3 requests");
+  const guest = await relay.connectInSession();
+  await relay.raiseSent(guest, 3);
   // More groups race with the window of 0: some may be sent before the relay handles it.
   relay.raise(3);
   guest.credit(0);

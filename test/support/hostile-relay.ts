@@ -19,6 +19,7 @@ import { GroupObserver, RelayCore } from "../../src/relay/relay-core.js";
 import { createLogger } from "../../src/relay/log.js";
 import { FAST_TIMERS } from "./link-peers.js";
 import { HostileGuest } from "./hostile-guest.js";
+import { until } from "./memory-stream.js";
 import { simpleDevices } from "./simple-devices.js";
 
 export interface Answer {
@@ -117,6 +118,21 @@ export class HostileRelay {
     const guest = new HostileGuest(await connectUnix(this.path)).start();
     this.guests.push(guest);
     return guest;
+  }
+
+  /** A hostile guest on a fresh connection, once its session is up. */
+  async connectInSession(): Promise<HostileGuest> {
+    const guest = await this.connect();
+    await until(() => this.core.currentSession !== null, 10_000, "a session");
+    return guest;
+  }
+
+  /** Raises n groups (as raise) and waits until the guest has been sent every one; returns their addresses. */
+  async raiseSent(guest: HostileGuest, n: number): Promise<number[]> {
+    const want = guest.requests.length + n;
+    const addrs = this.raise(n);
+    await until(() => guest.requests.length === want, 10_000, `${want} requests`);
+    return addrs;
   }
 
   private static readonly live = new Set<HostileRelay>();

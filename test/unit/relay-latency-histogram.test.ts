@@ -20,7 +20,7 @@ test("quantiles follow the samples' order", (t) => {
   const h = new LatencyHistogram();
   for (let v = 1; v <= 1000; v++) h.record(v);
   t.is(h.quantile(1), 1000);
-  const p50 = h.quantile(0.5), p99 = h.quantile(0.99);
-  t.true(p50 >= 500 && p50 <= 500 * 1.125, String(p50));
-  t.true(p99 >= 990 && p99 <= 1000, String(p99));
+  const median = h.quantile(0.5), q99 = h.quantile(0.99);
+  t.true(median >= 500 && median <= 500 * 1.125, String(median));
+  t.true(q99 >= 990 && q99 <= 1000, String(q99));
 });
