@@ -160,14 +160,16 @@ async function main(argv: string[]): Promise<void> {
     if (final.violationCount > 0) process.stderr.write(`iopf-relay demo: the relay broke the kernel's contract: ${JSON.stringify(final.violations.slice(0, 5))}\n`);
     process.exit(final.violationCount > 0 || m.groups !== m.totalAnswers() ? 1 : 0);
   };
-  signals.handle(() => void stop());
+  signals.handle(() => void stop().catch(fail));
 }
 
-main(process.argv.slice(2)).catch((err: Error) => {
+function fail(err: Error): never {
   if (err instanceof UsageError) {
     process.stderr.write(`npm start: ${err.message}; run npm start -- --help for the options\n`);
     process.exit(2);
   }
   process.stderr.write(`iopf-relay demo: ${err.message}\n`);
   process.exit(1);
-});
+}
+
+main(process.argv.slice(2)).catch(fail);

@@ -110,22 +110,21 @@ async function main(argv: string[]): Promise<number> {
     log("stopped", relay.core.metrics.summary());
     process.exit(0);
   };
-  signals.handle((signal) => void stop(signal));
+  signals.handle((signal) => void stop(signal).catch(fail));
   return -1;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    if (code >= 0) process.exit(code);
-  },
-  (err: Error) => {
-    // The operator's mistakes are one line each, printed here only; anything else is a bug, told once with its stack.
-    if (err instanceof UsageError) {
-      process.stderr.write(`iopf-relay: ${err.message}; run iopf-relay --help for the options\n`);
-      process.exit(2);
-    }
-    if (err instanceof StartupError || err instanceof ConfigError) process.stderr.write(`iopf-relay: ${err.message}\n`);
-    else process.stderr.write(`iopf-relay: unexpected failure: ${err.stack ?? err.message}\n`);
-    process.exit(1);
-  },
-);
+/** The operator's mistakes are one line each, printed here only; anything else is a bug, told once with its stack. */
+function fail(err: Error): never {
+  if (err instanceof UsageError) {
+    process.stderr.write(`iopf-relay: ${err.message}; run iopf-relay --help for the options\n`);
+    process.exit(2);
+  }
+  if (err instanceof StartupError || err instanceof ConfigError) process.stderr.write(`iopf-relay: ${err.message}\n`);
+  else process.stderr.write(`iopf-relay: unexpected failure: ${err.stack ?? err.message}\n`);
+  process.exit(1);
+}
+
+main(process.argv.slice(2)).then((code) => {
+  if (code >= 0) process.exit(code);
+}, fail);
